@@ -1,0 +1,57 @@
+/**
+ * Tests that need root, iptables, ipset or Docker. Outside CI a missing prerequisite skips the
+ * test with a reason; under CI=true it fails loudly, because a skipped test proves nothing.
+ */
+import { execFileSync } from 'node:child_process';
+import { describe, test } from '@jest/globals';
+
+export type Prerequisite =
+  'root' | 'iptables' | 'iptables-legacy' | 'ipset' | 'ip' | 'dockerd' | 'busybox' | 'curl';
+
+const COMMANDS: Record<Exclude<Prerequisite, 'root'>, string> = {
+  iptables: 'iptables-nft-restore',
+  'iptables-legacy': 'iptables-legacy-restore',
+  ipset: 'ipset',
+  ip: 'ip',
+  dockerd: 'dockerd',
+  busybox: 'busybox',
+  curl: 'curl',
+};
+
+function hasCommand(name: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The prerequisites that are missing on this machine. */
+export function missing(needs: readonly Prerequisite[]): Prerequisite[] {
+  return needs.filter((need) =>
+    need === 'root' ? process.getuid?.() !== 0 : !hasCommand(COMMANDS[need]),
+  );
+}
+
+/**
+ * `describe` when every prerequisite is present; otherwise `describe.skip` locally, and a
+ * failing describe under CI=true.
+ */
+export function describeWith(needs: readonly Prerequisite[], name: string, body: () => void): void {
+  const absent = missing(needs);
+  if (absent.length === 0) {
+    describe(name, body);
+    return;
+  }
+  const reason = `missing prerequisite(s): ${absent.join(', ')} (run the tests as root after scripts/install-test-deps.sh)`;
+  if (process.env.CI === 'true') {
+    describe(name, () => {
+      test(`prerequisites (${reason})`, () => {
+        throw new Error(`CI=true and ${reason}`);
+      });
+    });
+  } else {
+    describe.skip(`${name} [skipped: ${reason}]`, body);
+  }
+}
