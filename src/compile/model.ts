@@ -1,0 +1,63 @@
+/** What moat wants the host to hold: its owned chains, jumps and ipsets, per family. */
+import type { Family, IpsetType } from '../policy/model.js';
+
+/** A rule moat owns. `id` is a short hash of the chain and spec, carried as `moat:<id>`. */
+export interface OwnedRule {
+  readonly chain: string;
+  /** The rule without its comment, in the form moat renders it. */
+  readonly spec: string;
+  readonly id: string;
+  /** The full text after `-A <chain> ` that moat writes, its comment included. */
+  readonly line: string;
+}
+
+export interface OwnedChain {
+  readonly name: string;
+  readonly rules: readonly OwnedRule[];
+}
+
+/** moat's jump at the top of a chain it does not own (DOCKER-USER, INPUT). */
+export interface OwnedJump {
+  /** The built-in or Docker chain that holds the jump. */
+  readonly hook: string;
+  readonly rule: OwnedRule;
+}
+
+/** What one family's filter table should hold. */
+export interface DesiredFamily {
+  readonly family: Family;
+  /** In dependency order: a chain only jumps to chains listed after it. */
+  readonly chains: readonly OwnedChain[];
+  readonly jumps: readonly OwnedJump[];
+  /** A digest of everything above, recorded on the host so drift can be told from change. */
+  readonly digest: string;
+}
+
+export interface DesiredIpset {
+  readonly name: string;
+  readonly type: IpsetType;
+  readonly family: Family;
+  /** Sorted, canonical. */
+  readonly members: readonly string[];
+}
+
+/** How a published port is reachable, for the plan's words. */
+export interface PortExposure {
+  readonly group?: string;
+  /** `2368/tcp`, `8000-8100/tcp`. */
+  readonly port: string;
+  /** `host only`, `anyone`, `host, 198.51.100.0/24, ipset:office`. */
+  readonly reach: string;
+}
+
+export interface PlanWarning {
+  readonly code: string;
+  readonly message: string;
+}
+
+export interface DesiredState {
+  readonly families: Readonly<Record<Family, DesiredFamily>>;
+  readonly ipsets: readonly DesiredIpset[];
+  readonly exposures: readonly PortExposure[];
+  readonly warnings: readonly PlanWarning[];
+}

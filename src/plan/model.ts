@@ -1,0 +1,113 @@
+/**
+ * The plan: an ordered list of steps, each with a kind and a reason. Text and JSON are two
+ * renderings of this one model; apply executes it.
+ */
+import type { Family, IpsetType } from '../policy/model.js';
+import type { PlanWarning, PortExposure } from '../compile/model.js';
+
+export const PLAN_FORMAT_VERSION = 1;
+
+/** Why a step is needed. */
+export type StepReason =
+  /** firewall.yaml or the running containers changed. */
+  | 'policy'
+  /** Someone or something changed moat's objects on the host since the last apply. */
+  | 'drift';
+
+/** A rule moat writes: its id, its spec, and the exact line it writes (comment included). */
+export interface PlannedRule {
+  readonly id: string;
+  readonly spec: string;
+  readonly line: string;
+}
+
+export type PlanStep =
+  | {
+      readonly kind: 'create-set';
+      readonly reason: StepReason;
+      readonly set: string;
+      readonly type: IpsetType;
+      readonly family: Family;
+      readonly members: readonly string[];
+    }
+  | {
+      readonly kind: 'update-set';
+      readonly reason: StepReason;
+      readonly set: string;
+      readonly type: IpsetType;
+      readonly family: Family;
+      /** The full new member list; `add`/`remove` say what differs. */
+      readonly members: readonly string[];
+      readonly add: readonly string[];
+      readonly remove: readonly string[];
+    }
+  | { readonly kind: 'destroy-set'; readonly reason: StepReason; readonly set: string }
+  | {
+      readonly kind: 'create-chain';
+      readonly reason: StepReason;
+      readonly family: Family;
+      readonly chain: string;
+      readonly rules: readonly PlannedRule[];
+    }
+  | {
+      readonly kind: 'update-chain';
+      readonly reason: StepReason;
+      readonly family: Family;
+      readonly chain: string;
+      /** The chain's complete new content. */
+      readonly rules: readonly PlannedRule[];
+      readonly add: readonly PlannedRule[];
+      /** Live rule specs that go (moat's own, or foreign rules someone put in moat's chain). */
+      readonly remove: readonly string[];
+      /** True when the same rules stand in another order. */
+      readonly reordered: boolean;
+    }
+  | {
+      readonly kind: 'delete-chain';
+      readonly reason: StepReason;
+      readonly family: Family;
+      readonly chain: string;
+      readonly remove: readonly string[];
+    }
+  | {
+      readonly kind: 'add-jump' | 'move-jump';
+      readonly reason: StepReason;
+      readonly family: Family;
+      readonly hook: string;
+      readonly rule: PlannedRule;
+      /** moat's rules in the hook chain that go first, by their full live spec. */
+      readonly remove: readonly string[];
+    }
+  | {
+      readonly kind: 'remove-jump';
+      readonly reason: StepReason;
+      readonly family: Family;
+      readonly hook: string;
+      readonly remove: readonly string[];
+    };
+
+export type StepKind = PlanStep['kind'];
+
+export interface PlanSummary {
+  readonly add: number;
+  readonly change: number;
+  readonly destroy: number;
+}
+
+export interface Plan {
+  readonly formatVersion: typeof PLAN_FORMAT_VERSION;
+  /** A digest of the live objects moat owns, as read when planning. */
+  readonly fingerprint: string;
+  readonly steps: readonly PlanStep[];
+  readonly summary: PlanSummary;
+  readonly exposures: readonly PortExposure[];
+  /** What the host said before: port → reach, for the plan's "(was: …)". */
+  readonly previousExposures: readonly PortExposure[];
+  readonly warnings: readonly PlanWarning[];
+  /** The digests recorded in the host after this plan is applied, per family. */
+  readonly digests: Readonly<Record<Family, string>>;
+}
+
+export function isEmptyPlan(plan: Plan): boolean {
+  return plan.steps.length === 0;
+}

@@ -1,0 +1,81 @@
+/** The plan as a versioned JSON document (docs/plan-format.md). */
+import { UserError } from '../core/errors.js';
+import { PLAN_FORMAT_VERSION, type Plan } from './model.js';
+
+export interface PlanDocument {
+  readonly format_version: number;
+  readonly fingerprint: string;
+  readonly summary: Plan['summary'];
+  readonly steps: Plan['steps'];
+  readonly exposures: Plan['exposures'];
+  readonly previous_exposures: Plan['previousExposures'];
+  readonly warnings: Plan['warnings'];
+  readonly digests: Plan['digests'];
+  /** Only in saved plan files: what the plan was computed from. */
+  readonly policy_sha256?: string;
+  readonly tool_version?: string;
+}
+
+export function planDocument(
+  plan: Plan,
+  origin?: { policySha256: string; toolVersion: string },
+): PlanDocument {
+  return {
+    format_version: plan.formatVersion,
+    fingerprint: plan.fingerprint,
+    summary: plan.summary,
+    steps: plan.steps,
+    exposures: plan.exposures,
+    previous_exposures: plan.previousExposures,
+    warnings: plan.warnings,
+    digests: plan.digests,
+    ...(origin === undefined
+      ? {}
+      : { policy_sha256: origin.policySha256, tool_version: origin.toolVersion }),
+  };
+}
+
+export function renderPlanJson(plan: Plan): string {
+  return JSON.stringify(planDocument(plan), null, 2) + '\n';
+}
+
+/** Reads a saved plan back; refuses versions it does not know. */
+export function planFromDocument(
+  text: string,
+  file: string,
+): { plan: Plan; policySha256?: string; toolVersion?: string } {
+  let doc: Partial<PlanDocument>;
+  try {
+    doc = JSON.parse(text) as Partial<PlanDocument>;
+  } catch {
+    throw new UserError(`${file}: not a moat plan file (not JSON)`, 'bad-plan-file');
+  }
+  if (doc.format_version !== PLAN_FORMAT_VERSION) {
+    throw new UserError(
+      `${file}: plan format_version ${String(doc.format_version)} is not one this moat reads (${PLAN_FORMAT_VERSION})`,
+      'bad-plan-file',
+    );
+  }
+  if (
+    !Array.isArray(doc.steps) ||
+    typeof doc.fingerprint !== 'string' ||
+    doc.summary === undefined ||
+    doc.digests === undefined
+  ) {
+    throw new UserError(`${file}: not a complete moat plan file`, 'bad-plan-file');
+  }
+  return {
+    plan: {
+      formatVersion: PLAN_FORMAT_VERSION,
+      fingerprint: doc.fingerprint,
+      steps: doc.steps,
+      summary: doc.summary,
+      exposures: doc.exposures ?? [],
+      previousExposures: doc.previous_exposures ?? [],
+      warnings: doc.warnings ?? [],
+      digests: doc.digests,
+    },
+    ...(doc.policy_sha256 === undefined ? {} : { policySha256: doc.policy_sha256 }),
+    ...(doc.tool_version === undefined ? {} : { toolVersion: doc.tool_version }),
+  };
+}

@@ -1,0 +1,120 @@
+/** The plan for people, modelled on `terraform plan`: drift first, then exposure, then rules. */
+import type { PortExposure } from '../compile/model.js';
+import type { Plan, PlanStep } from './model.js';
+
+export interface TextOptions {
+  readonly color: boolean;
+}
+
+const CODES = { green: 32, yellow: 33, red: 31, bold: 1, dim: 2 } as const;
+type Tint = keyof typeof CODES;
+
+function painter(color: boolean): (tint: Tint, text: string) => string {
+  return color ? (tint, text) => `\u001b[${CODES[tint]}m${text}\u001b[0m` : (_tint, text) => text;
+}
+
+function familyLabel(step: PlanStep): string {
+  return 'family' in step ? `${step.family === 'ipv4' ? 'IPv4' : 'IPv6'} ` : '';
+}
+
+function stepLines(step: PlanStep, paint: ReturnType<typeof painter>): string[] {
+  const add = (t: string): string => paint('green', `+ ${t}`);
+  const del = (t: string): string => paint('red', `- ${t}`);
+  const chg = (t: string): string => paint('yellow', `~ ${t}`);
+  const fam = familyLabel(step);
+  switch (step.kind) {
+    case 'create-chain':
+      return [
+        add(`${fam}chain ${step.chain}`),
+        ...step.rules.map((r) => `    ${add(`-A ${step.chain} ${r.spec}`)}`),
+      ];
+    case 'update-chain': {
+      const head = chg(`${fam}chain ${step.chain}${step.reordered ? ' (rules out of order)' : ''}`);
+      return [
+        head,
+        ...step.remove.map((spec) => `    ${del(`-A ${step.chain} ${spec}`)}`),
+        ...step.add.map((r) => `    ${add(`-A ${step.chain} ${r.spec}`)}`),
+      ];
+    }
+    case 'delete-chain':
+      return [
+        del(`${fam}chain ${step.chain}`),
+        ...step.remove.map((spec) => `    ${del(`-A ${step.chain} ${spec}`)}`),
+      ];
+    case 'add-jump':
+      return [add(`${fam}jump at the top of ${step.hook}: ${step.rule.spec}`)];
+    case 'move-jump':
+      return [
+        chg(`${fam}jump back to the top of ${step.hook}: ${step.rule.spec}`),
+        ...step.remove.map((spec) => `    ${del(`-A ${step.hook} ${spec}`)}`),
+      ];
+    case 'remove-jump':
+      return [
+        del(`${fam}moat's rules in ${step.hook}`),
+        ...step.remove.map((spec) => `    ${del(`-A ${step.hook} ${spec}`)}`),
+      ];
+    case 'create-set':
+      return [
+        add(`ipset ${step.set} (${step.type}, ${step.family}, ${step.members.length} members)`),
+        ...step.members.map((m) => `    ${add(m)}`),
+      ];
+    case 'update-set':
+      return [
+        chg(`ipset ${step.set}`),
+        ...step.remove.map((m) => `    ${del(m)}`),
+        ...step.add.map((m) => `    ${add(m)}`),
+      ];
+    case 'destroy-set':
+      return [del(`ipset ${step.set}`)];
+  }
+}
+
+function exposureLines(plan: Plan): string[] {
+  const before = new Map(plan.previousExposures.map((e) => [e.port, e.reach]));
+  const now = new Set(plan.exposures.map((e) => e.port));
+  const lines: string[] = [];
+  const name = (e: PortExposure): string =>
+    e.group === undefined ? e.port : `${e.group} ${e.port}`;
+  for (const e of plan.exposures) {
+    const was = before.get(e.port) ?? 'anyone';
+    if (was !== e.reach) lines.push(`  ${name(e)}: reachable from ${e.reach} (was: ${was})`);
+  }
+  for (const e of plan.previousExposures) {
+    if (!now.has(e.port))
+      lines.push(`  ${e.port}: reachable from anyone, as Docker publishes it (was: ${e.reach})`);
+  }
+  return lines;
+}
+
+export function renderPlanText(plan: Plan, options: TextOptions): string {
+  const paint = painter(options.color);
+  const out: string[] = [];
+  const drift = plan.steps.filter((s) => s.reason === 'drift');
+  const change = plan.steps.filter((s) => s.reason === 'policy');
+  if (drift.length > 0) {
+    out.push(paint('bold', 'Changed outside moat (drift); moat will put it back:'));
+    for (const step of drift) out.push(...stepLines(step, paint).map((l) => `  ${l}`));
+    out.push('');
+  }
+  const exposure = exposureLines(plan);
+  if (exposure.length > 0) {
+    out.push(paint('bold', 'Published ports:'), ...exposure, '');
+  }
+  if (change.length > 0) {
+    out.push(paint('bold', 'moat will:'));
+    for (const step of change) out.push(...stepLines(step, paint).map((l) => `  ${l}`));
+    out.push('');
+  }
+  if (plan.warnings.length > 0) {
+    out.push(paint('bold', 'Warnings:'));
+    for (const w of plan.warnings) out.push(`  ${paint('yellow', '!')} ${w.message}`);
+    out.push('');
+  }
+  const { add, change: changed, destroy } = plan.summary;
+  out.push(
+    plan.steps.length === 0
+      ? 'No changes. The host matches firewall.yaml.'
+      : `Plan: ${add} to add, ${changed} to change, ${destroy} to destroy.`,
+  );
+  return out.join('\n') + '\n';
+}

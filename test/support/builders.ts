@@ -1,0 +1,128 @@
+/** Small builders for pure tests: policies, inventories and live states without a kernel. */
+import type { DesiredState } from '../../src/compile/model.js';
+import type { DockerContainer, Inventory } from '../../src/docker/model.js';
+import type { LiveChain, LiveNetfilter, LiveRule, LiveRuleset } from '../../src/netfilter/model.js';
+import type {
+  ContainerGroup,
+  Family,
+  Policy,
+  PolicyIpset,
+  PortRange,
+} from '../../src/policy/model.js';
+
+export function tcp(first: number, last = first): PortRange {
+  return { protocol: 'tcp', first, last };
+}
+
+export function policy(containers: ContainerGroup[], extra: Partial<Policy> = {}): Policy {
+  return {
+    version: 1,
+    defaults: { ingress: 'allow', egress: 'allow' },
+    ipsets: new Map<string, PolicyIpset>(),
+    containers,
+    ...extra,
+  };
+}
+
+export function group(name: string, rest: Partial<ContainerGroup> = {}): ContainerGroup {
+  return { name, select: { kind: 'name', names: [name] }, ingress: [], ...rest };
+}
+
+export function container(
+  name: string,
+  ipv4: string,
+  ports: { host: number; container?: number; protocol?: 'tcp' | 'udp' }[] = [],
+  extra: Partial<DockerContainer> = {},
+): DockerContainer {
+  return {
+    id: `${name}-id`,
+    name,
+    labels: {},
+    state: 'running',
+    attachments: [{ network: 'bridge', networkId: 'n1', ipv4 }],
+    ports: ports.map((p) => ({
+      hostIp: '0.0.0.0',
+      hostPort: p.host,
+      containerPort: p.container ?? p.host,
+      protocol: p.protocol ?? 'tcp',
+    })),
+    ...extra,
+  };
+}
+
+export function inventory(...containers: DockerContainer[]): Inventory {
+  return { containers, networks: [] };
+}
+
+/** Docker's filter chains as a 20.10 host has them, with an optional user rule in DOCKER-USER. */
+export function dockerRuleset(family: Family, userRules: string[] = []): LiveRuleset {
+  const chain = (name: string, rules: string[], policy?: string): LiveChain => ({
+    name,
+    ...(policy === undefined ? {} : { policy }),
+    rules: rules.map((spec) => ruleOf(spec)),
+  });
+  const chains = new Map<string, LiveChain>([
+    ['INPUT', chain('INPUT', [], 'ACCEPT')],
+    ['FORWARD', chain('FORWARD', ['-j DOCKER-USER', '-j DOCKER-ISOLATION-STAGE-1'], 'DROP')],
+    ['OUTPUT', chain('OUTPUT', [], 'ACCEPT')],
+    ['DOCKER', chain('DOCKER', [])],
+    ['DOCKER-ISOLATION-STAGE-1', chain('DOCKER-ISOLATION-STAGE-1', ['-j RETURN'])],
+    ['DOCKER-USER', chain('DOCKER-USER', [...userRules, '-j RETURN'])],
+  ]);
+  return { family, tables: new Map([['filter', { name: 'filter', chains }]]) };
+}
+
+export function ruleOf(spec: string): LiveRule {
+  const id = /--comment "?moat:([0-9a-z]+)"?/.exec(spec)?.[1];
+  const target = /(?:^| )-[jg] (\S+)/.exec(spec)?.[1];
+  return {
+    spec,
+    ...(id === undefined ? {} : { moatId: id }),
+    ...(target === undefined ? {} : { target }),
+  };
+}
+
+export function dockerHost(userRules: string[] = []): LiveNetfilter {
+  return {
+    backend: 'nft',
+    rulesets: { ipv4: dockerRuleset('ipv4', userRules), ipv6: dockerRuleset('ipv6', userRules) },
+    ipsets: new Map(),
+  };
+}
+
+/**
+ * What the host would hold after a perfect apply of `desired` on top of `base`: a simulation
+ * for pure tests only; the real thing is tested against the kernel.
+ */
+export function appliedLive(desired: DesiredState, base: LiveNetfilter): LiveNetfilter {
+  const rulesets = { ...base.rulesets };
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    const want = desired.families[family];
+    const old = base.rulesets[family].tables.get('filter')?.chains ?? new Map<string, LiveChain>();
+    const chains = new Map<string, LiveChain>();
+    for (const [name, chain] of old) {
+      if (name.startsWith('MOAT-')) continue;
+      const kept = chain.rules.filter(
+        (r) => r.moatId === undefined && !(r.target ?? '').startsWith('MOAT-'),
+      );
+      const jump = want.jumps.find((j) => j.hook === name);
+      const rules = jump === undefined ? kept : [ruleOf(jump.rule.line), ...kept];
+      chains.set(name, { ...chain, rules });
+    }
+    for (const chain of want.chains) {
+      chains.set(chain.name, { name: chain.name, rules: chain.rules.map((r) => ruleOf(r.line)) });
+    }
+    rulesets[family] = { family, tables: new Map([['filter', { name: 'filter', chains }]]) };
+  }
+  const ipsets = new Map([...base.ipsets].filter(([name]) => !name.startsWith('moat-')));
+  for (const set of desired.ipsets) {
+    ipsets.set(set.name, {
+      name: set.name,
+      type: set.type,
+      family: set.family,
+      options: '',
+      members: set.members,
+    });
+  }
+  return { backend: base.backend, rulesets, ipsets };
+}
