@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what moat's tests need on a Debian machine, as root, only when something is missing:
+# Debian packages (iptables with both backends, ipset, iproute2, a real dockerd, busybox for the
+# test image, curl for the test client) and the npm packages from the lock file.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pair in iptables-legacy-restore:iptables ipset:ipset ip:iproute2 dockerd:docker.io \
+            busybox:busybox-static curl:curl nsenter:util-linux; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
+done
+if ! command -v node >/dev/null 2>&1; then need+=(nodejs npm); fi
+if ((${#need[@]})); then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing Debian packages: ${need[*]}; run this script as root" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi

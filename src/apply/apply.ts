@@ -1,0 +1,135 @@
+/**
+ * Apply a plan: ipsets first, then one iptables-restore --noflush transaction per family
+ * (each checked with --test before anything runs), then ipset destruction; verify by reading
+ * the host again; on any failure put back what moat owned before and say so.
+ */
+import { MoatError, ExitCode, SubprocessError } from '../core/errors.js';
+import type { CommandRunner } from '../core/runner.js';
+import { runChecked } from '../host/exec-runner.js';
+import type { IptablesBackend, LiveNetfilter } from '../netfilter/model.js';
+import { renderRestore, type RestoreScripts } from '../netfilter/render-restore.js';
+import { toolFor } from '../netfilter/backend.js';
+import { diff, fingerprint } from '../plan/diff.js';
+import { isEmptyPlan, type Plan } from '../plan/model.js';
+import { FAMILIES } from '../policy/model.js';
+import { desiredFromLive } from './from-live.js';
+
+export interface ApplyEnvironment {
+  readonly runner: CommandRunner;
+  readonly backend: IptablesBackend;
+  /** A fresh read of the host. */
+  readonly readLive: () => Promise<LiveNetfilter>;
+  /** The plan the policy gives for a given live state (empty when the host matches). */
+  readonly replan: (live: LiveNetfilter) => Plan;
+}
+
+export interface ApplyResult {
+  /** False when the plan was empty and nothing was written. */
+  readonly changed: boolean;
+}
+
+export class StalePlanError extends MoatError {
+  constructor(message: string) {
+    super(message, { code: 'stale-plan', exitCode: ExitCode.stalePlan });
+  }
+}
+
+export class ApplyFailedError extends MoatError {
+  constructor(message: string, cause: unknown) {
+    super(message, { code: 'apply-failed', cause });
+  }
+}
+
+async function checkScripts(env: ApplyEnvironment, scripts: RestoreScripts): Promise<void> {
+  for (const family of FAMILIES) {
+    const script = scripts.families[family];
+    if (script === undefined) continue;
+    await runChecked(
+      env.runner,
+      toolFor(env.backend, family, 'restore'),
+      ['--noflush', '--test', '-w', '5'],
+      script,
+    );
+  }
+}
+
+async function runScripts(
+  env: ApplyEnvironment,
+  scripts: RestoreScripts,
+  options: { test: boolean } = { test: false },
+): Promise<void> {
+  if (scripts.ipsetBefore !== undefined)
+    await runChecked(env.runner, 'ipset', ['restore'], scripts.ipsetBefore);
+  // Checked after the new sets exist, since rules may reference them.
+  if (options.test) await checkScripts(env, scripts);
+  for (const family of FAMILIES) {
+    const script = scripts.families[family];
+    if (script === undefined) continue;
+    await runChecked(
+      env.runner,
+      toolFor(env.backend, family, 'restore'),
+      ['--noflush', '-w', '5'],
+      script,
+    );
+  }
+  if (scripts.ipsetAfter !== undefined)
+    await runChecked(env.runner, 'ipset', ['restore'], scripts.ipsetAfter);
+}
+
+function describe(error: unknown): string {
+  if (error instanceof SubprocessError) return error.message;
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Puts back the objects moat owned in `before`; returns whether the host now matches it. */
+async function rollBack(env: ApplyEnvironment, before: LiveNetfilter): Promise<boolean> {
+  const wanted = desiredFromLive(before);
+  const current = await env.readLive();
+  const back = diff(wanted, current);
+  const scripts = renderRestore(back);
+  // Best effort, step by step: each transaction is atomic on its own.
+  try {
+    await runScripts(env, scripts);
+  } catch {
+    // fall through to the check below, which tells the truth either way
+  }
+  return fingerprint(await env.readLive()) === fingerprint(before);
+}
+
+/**
+ * Applies `plan`, computed from a host whose fingerprint it records. Refuses when the host has
+ * changed since (exit 3). Writes nothing for an empty plan.
+ */
+export async function applyPlan(plan: Plan, env: ApplyEnvironment): Promise<ApplyResult> {
+  if (isEmptyPlan(plan)) return { changed: false };
+  const before = await env.readLive();
+  if (fingerprint(before) !== plan.fingerprint) {
+    throw new StalePlanError(
+      'the objects moat owns on the host changed since this plan was made; nothing was applied. Plan again.',
+    );
+  }
+  const scripts = renderRestore(plan);
+
+  let failure: unknown;
+  try {
+    await runScripts(env, scripts, { test: true });
+    const after = env.replan(await env.readLive());
+    if (!isEmptyPlan(after)) {
+      failure = new Error(
+        `verification failed: after applying, the host still differs from the policy (${after.steps.length} step(s) left)`,
+      );
+    }
+  } catch (error) {
+    failure = error;
+  }
+  if (failure === undefined) return { changed: true };
+
+  const restored = await rollBack(env, before);
+  throw new ApplyFailedError(
+    `apply failed: ${describe(failure)}\n` +
+      (restored
+        ? 'moat put back the rules and ipsets it owned before this run; the host is as it was.'
+        : 'moat could not put back everything it owned before this run; run `moat plan` to see the host.'),
+    failure,
+  );
+}

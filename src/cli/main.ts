@@ -1,0 +1,197 @@
+/**
+ * The CLI entry: parse arguments, call one use case, print, set the exit code. The only module
+ * that touches `process`.
+ */
+import { createInterface } from 'node:readline/promises';
+import { Command, CommanderError, Option } from 'commander';
+import {
+  applyCommand,
+  planCommand,
+  showCommand,
+  snapshotCommand,
+  validateCommand,
+  type Context,
+} from '../app/commands.js';
+import type { Io } from '../app/io.js';
+import { TOOL_VERSION } from '../app/version.js';
+import { ExitCode, MoatError } from '../core/errors.js';
+import { execRunner } from '../host/exec-runner.js';
+
+const io: Io = {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+  interactive: process.stdin.isTTY && process.stdout.isTTY,
+  ask: async (question) => {
+    const rl = createInterface({ input: process.stdin, output: process.stdout });
+    try {
+      return await rl.question(question);
+    } finally {
+      rl.close();
+    }
+  },
+};
+
+interface Globals {
+  color: boolean;
+  debug?: boolean;
+}
+
+function context(program: Command): Context {
+  const globals = program.opts<Globals>();
+  const color = globals.color && process.stdout.isTTY && process.env.NO_COLOR === undefined;
+  return { io, runner: execRunner, env: process.env, color };
+}
+
+const fileOption = (): Option =>
+  new Option('-f, --file <path>', 'the policy file').default('firewall.yaml');
+const backendOption = (): Option =>
+  new Option('--backend <backend>', 'iptables backend')
+    .choices(['auto', 'nft', 'legacy'])
+    .default('auto');
+
+let exitCode: number = ExitCode.ok;
+
+function build(): Command {
+  const program = new Command('moat')
+    .description("Keep a Docker host's firewall exactly as firewall.yaml says.")
+    .version(TOOL_VERSION)
+    .option('--no-color', 'no colour in output (NO_COLOR is honoured too)')
+    .option('--debug', 'show stack traces of internal errors')
+    .exitOverride()
+    .showHelpAfterError();
+
+  program
+    .command('validate')
+    .description('check the policy file; needs no root and no Docker')
+    .addOption(fileOption())
+    .option('--json', 'diagnostics as JSON')
+    .action(async (o: { file: string; json?: boolean }) => {
+      exitCode = await validateCommand(context(program), { file: o.file, json: o.json === true });
+    });
+
+  program
+    .command('plan')
+    .description('show what apply would change on this host (or on a snapshot)')
+    .addOption(fileOption())
+    .addOption(backendOption())
+    .option(
+      '--state <dir>',
+      'plan against a snapshot written by `moat snapshot` (no root, no Docker)',
+    )
+    .option('--json', 'the plan as a versioned JSON document')
+    .option('--out <file>', 'save the plan for `moat apply <file>`')
+    .option('--detailed-exitcode', 'exit 0 when there is nothing to do, 2 when there are changes')
+    .action(
+      async (o: {
+        file: string;
+        backend: 'auto';
+        state?: string;
+        json?: boolean;
+        out?: string;
+        detailedExitcode?: boolean;
+      }) => {
+        exitCode = await planCommand(context(program), {
+          file: o.file,
+          backend: o.backend,
+          ...(o.state === undefined ? {} : { state: o.state }),
+          ...(o.out === undefined ? {} : { out: o.out }),
+          json: o.json === true,
+          detailedExitcode: o.detailedExitcode === true,
+        });
+      },
+    );
+
+  program
+    .command('apply')
+    .description('make the host match the policy (or exactly a saved plan) in one transaction')
+    .argument('[planfile]', 'a plan saved by `moat plan --out`')
+    .addOption(fileOption())
+    .addOption(backendOption())
+    .option('--auto-approve', 'apply without asking')
+    .option('--quiet', 'print nothing when nothing changed, one line when something did')
+    .option('--detailed-exitcode', 'exit 0 when nothing changed, 2 when changes were applied')
+    .addOption(new Option('--state <dir>').hideHelp())
+    .action(
+      async (
+        planFile: string | undefined,
+        o: {
+          file: string;
+          backend: 'auto';
+          autoApprove?: boolean;
+          quiet?: boolean;
+          detailedExitcode?: boolean;
+          state?: string;
+        },
+      ) => {
+        if (o.state !== undefined)
+          throw new MoatError('apply changes a live host; it does not take --state', {
+            code: 'usage',
+          });
+        const quiet = o.quiet === true;
+        const ctx = context(program);
+        exitCode = await applyCommand(
+          quiet ? { ...ctx, io: { ...ctx.io, out: quietOut(ctx.io) } } : ctx,
+          {
+            file: o.file,
+            backend: o.backend,
+            ...(planFile === undefined ? {} : { planFile }),
+            autoApprove: o.autoApprove === true,
+            quiet,
+            detailedExitcode: o.detailedExitcode === true,
+          },
+        );
+      },
+    );
+
+  program
+    .command('show')
+    .description('print a saved plan again')
+    .argument('<planfile>')
+    .option('--json', 'as JSON')
+    .action(async (planFile: string, o: { json?: boolean }) => {
+      exitCode = await showCommand(context(program), { planFile, json: o.json === true });
+    });
+
+  program
+    .command('snapshot')
+    .description("write this host's state to a directory, for `moat plan --state`")
+    .requiredOption('--out <dir>', 'directory to write')
+    .addOption(backendOption())
+    .action(async (o: { out: string; backend: 'auto' }) => {
+      exitCode = await snapshotCommand(context(program), { out: o.out, backend: o.backend });
+    });
+
+  return program;
+}
+
+/** Under --quiet only the one summary line reaches stdout. */
+function quietOut(target: Io): (text: string) => void {
+  return (text) => {
+    if (text.startsWith('Apply complete:')) target.out(text);
+  };
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const program = build();
+  try {
+    await program.parseAsync([...argv]);
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 ? ExitCode.ok : ExitCode.error;
+    }
+    if (error instanceof MoatError && error.source === 'user') {
+      io.err(`moat: ${error.message}\n`);
+      return error.exitCode;
+    }
+    io.err(
+      `moat: internal error (this is a bug): ${error instanceof Error ? error.message : String(error)}\n`,
+    );
+    if (program.opts<Globals>().debug === true && error instanceof Error)
+      io.err(`${error.stack ?? ''}\n`);
+    else io.err('Run again with --debug to see the stack trace.\n');
+    return ExitCode.error;
+  }
+}
+
+process.exitCode = await main(process.argv);
