@@ -8,6 +8,7 @@ import { ExitCode, UserError } from '../core/errors.js';
 import type { CommandRunner } from '../core/runner.js';
 import type { Inventory } from '../docker/model.js';
 import { applyPlan, StalePlanError } from '../apply/apply.js';
+import { withLock } from '../host/lock.js';
 import { hostFacts, openLiveHost, readSnapshot, writeSnapshot } from '../host/read-host.js';
 import type { BackendChoice } from '../netfilter/backend.js';
 import type { LiveNetfilter } from '../netfilter/model.js';
@@ -112,6 +113,8 @@ async function readPlanFile(path: string): Promise<string> {
 
 export interface ApplyOptions extends HostOptions {
   readonly file: string;
+  readonly lockFile: string;
+  readonly lockTimeoutMs: number;
   readonly planFile?: string;
   readonly autoApprove: boolean;
   readonly quiet: boolean;
@@ -125,6 +128,18 @@ function appliedLine(plan: Plan): string {
 
 export async function applyCommand(ctx: Context, options: ApplyOptions): Promise<number> {
   const { policy, sha256 } = await loadValidPolicy(options.file, ctx.io, ctx.color);
+  const command = `moat apply -f ${options.file}${options.planFile === undefined ? '' : ` ${options.planFile}`}`;
+  return withLock(options.lockFile, options.lockTimeoutMs, command, () =>
+    applyLocked(ctx, options, policy, sha256),
+  );
+}
+
+async function applyLocked(
+  ctx: Context,
+  options: ApplyOptions,
+  policy: Policy,
+  sha256: string,
+): Promise<number> {
   const host = await openLiveHost({ runner: ctx.runner, backend: options.backend, env: ctx.env });
   const inventory = await host.readInventory();
   let plan: Plan;

@@ -16,6 +16,7 @@ import type { Io } from '../app/io.js';
 import { TOOL_VERSION } from '../app/version.js';
 import { ExitCode, MoatError } from '../core/errors.js';
 import { execRunner } from '../host/exec-runner.js';
+import { DEFAULT_LOCK_PATH, parseDuration } from '../host/lock.js';
 
 const io: Io = {
   out: (text) => process.stdout.write(text),
@@ -110,6 +111,12 @@ function build(): Command {
     .option('--auto-approve', 'apply without asking')
     .option('--quiet', 'print nothing when nothing changed, one line when something did')
     .option('--detailed-exitcode', 'exit 0 when nothing changed, 2 when changes were applied')
+    .option('--lock-file <path>', 'the lock that keeps applies apart', DEFAULT_LOCK_PATH)
+    .option(
+      '--lock-timeout <duration>',
+      'how long to wait for a busy lock (0, 30s, 2m); then exit 4',
+      '0',
+    )
     .addOption(new Option('--state <dir>').hideHelp())
     .action(
       async (
@@ -121,6 +128,8 @@ function build(): Command {
           quiet?: boolean;
           detailedExitcode?: boolean;
           state?: string;
+          lockFile: string;
+          lockTimeout: string;
         },
       ) => {
         if (o.state !== undefined)
@@ -136,6 +145,8 @@ function build(): Command {
             backend: o.backend,
             ...(planFile === undefined ? {} : { planFile }),
             autoApprove: o.autoApprove === true,
+            lockFile: o.lockFile,
+            lockTimeoutMs: parseDuration(o.lockTimeout),
             quiet,
             detailedExitcode: o.detailedExitcode === true,
           },

@@ -1,0 +1,91 @@
+/**
+ * One apply at a time per host: cron, a person and CI may start moat at the same moment.
+ * proper-lockfile makes an atomic lock directory and refreshes its mtime while held, so a lock
+ * left by a killed run (even SIGKILL) goes stale after STALE_MS and the next run takes it over.
+ * Who holds it is written beside, so a busy lock can name its holder.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import lockfile from 'proper-lockfile';
+import { ExitCode, MoatError } from '../core/errors.js';
+
+export const DEFAULT_LOCK_PATH = '/run/moat.lock';
+const STALE_MS = 10_000;
+const RETRY_MS = 200;
+
+export class LockBusyError extends MoatError {
+  constructor(message: string) {
+    super(message, { code: 'lock-busy', exitCode: ExitCode.lockBusy });
+  }
+}
+
+/** Beside the lock directory, which must stay empty for its atomic removal. */
+function holderPath(path: string): string {
+  return `${path}.holder.json`;
+}
+
+interface Holder {
+  readonly pid: number;
+  readonly command: string;
+  readonly since: string;
+}
+
+async function describeHolder(path: string): Promise<string> {
+  try {
+    const holder = JSON.parse(await readFile(holderPath(path), 'utf8')) as Holder;
+    return `held by pid ${holder.pid} (${holder.command}) since ${holder.since}`;
+  } catch {
+    return 'held by another moat run';
+  }
+}
+
+/** Parses `0`, `30`, `500ms`, `30s`, `2m`; returns milliseconds. */
+export function parseDuration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (match === null) {
+    throw new MoatError(`invalid duration "${text}": use e.g. 0, 30s, 2m or 500ms`, {
+      code: 'usage',
+    });
+  }
+  const value = Number(match[1]);
+  const unit = match[2] ?? 's';
+  return Math.round(value * (unit === 'ms' ? 1 : unit === 's' ? 1000 : 60_000));
+}
+
+/** Takes the lock (waiting up to timeoutMs), runs `work`, releases. */
+export async function withLock<T>(
+  path: string,
+  timeoutMs: number,
+  command: string,
+  work: () => Promise<T>,
+): Promise<T> {
+  let release: () => Promise<void>;
+  try {
+    release = await lockfile.lock(path, {
+      lockfilePath: path,
+      realpath: false,
+      stale: STALE_MS,
+      retries: {
+        retries: Math.ceil(timeoutMs / RETRY_MS),
+        factor: 1,
+        minTimeout: RETRY_MS,
+        maxTimeout: RETRY_MS,
+      },
+    });
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ELOCKED') {
+      throw new LockBusyError(
+        `the lock ${path} is ${await describeHolder(path)}; nothing was changed`,
+      );
+    }
+    throw new MoatError(`cannot take the lock ${path}: ${(error as Error).message}`, {
+      code: 'lock',
+    });
+  }
+  try {
+    const holder: Holder = { pid: process.pid, command, since: new Date().toISOString() };
+    await writeFile(holderPath(path), JSON.stringify(holder) + '\n');
+    return await work();
+  } finally {
+    await release().catch(() => undefined);
+  }
+}
