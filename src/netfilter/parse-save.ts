@@ -1,0 +1,238 @@
+/**
+ * Parse iptables-save / ip6tables-save output (both backends, all tables) into a LiveRuleset.
+ * Pure.
+ *
+ * Other programs' rules are kept cheaply: a rule is never tokenised beyond finding a
+ * `moat:<id>` comment and its `-j`/`-g` target, so a host with tens of thousands of
+ * kube-proxy or fail2ban rules parses in a few milliseconds.
+ */
+import { MoatError } from '../core/errors.js';
+import type { Family } from '../policy/model.js';
+import type { LiveChain, LiveRule, LiveRuleset, LiveTable } from './model.js';
+
+/** Save output moat cannot trust: a malformed or truncated line, or a table iptables cannot show. */
+export class SaveParseError extends MoatError {
+  /** 1-based line of the offending input, when one line is to blame. */
+  readonly line: number | undefined;
+  /** The table iptables reported as incompatible, when that is the problem. */
+  readonly table: string | undefined;
+
+  constructor(message: string, details: { line?: number; table?: string } = {}) {
+    super(message, { code: 'save-parse' });
+    this.line = details.line;
+    this.table = details.table;
+  }
+}
+
+export interface ParsedSave {
+  readonly ruleset: LiveRuleset;
+  /**
+   * Notices iptables printed that do not stop parsing, verbatim without the `# `:
+   * `Warning: iptables-legacy tables present, …` and
+   * `Table `filter' contains incompatible base-chains, …` (chains only nft can list).
+   */
+  readonly warnings: readonly string[];
+}
+
+// nft-backed iptables-save prints this instead of a table it cannot express as iptables rules.
+const INCOMPATIBLE = /^# Table `([^']*)' is incompatible/;
+const WARNING = /^# (Warning: .*|Table `[^']*' contains incompatible .*)$/;
+const COUNTERS = /^\[\d+:\d+\] /;
+const CHAIN_LINE = /^:(\S+) (\S+)(?: \[\d+:\d+\])?$/;
+const TABLE_NAME = /^[a-z_][a-z0-9_]*$/;
+const MOAT_COMMENT = /--comment (?:"moat:([0-9a-z]+)"|moat:([0-9a-z]+))(?= |$)/;
+
+interface ChainBuilder {
+  readonly name: string;
+  readonly policy: string | undefined;
+  readonly rules: LiveRule[];
+}
+
+function show(line: string): string {
+  return line.length > 120 ? `${line.slice(0, 117)}...` : line;
+}
+
+function lineError(lineNo: number, line: string, why: string): SaveParseError {
+  return new SaveParseError(`iptables-save output, line ${lineNo}: ${why}: ${show(line)}`, {
+    line: lineNo,
+  });
+}
+
+/**
+ * The first `-j X` / `-g X` of a rule spec outside quotes; `null` when a quote is left open.
+ * iptables-save prints a comment made only of [A-Za-z0-9_-] unquoted, so `--comment -j` is a
+ * comment, not a target.
+ */
+function findTarget(spec: string): string | undefined | null {
+  let quoted = false;
+  let target: string | undefined;
+  for (let i = 0; i < spec.length; i++) {
+    const c = spec.charCodeAt(i);
+    if (quoted) {
+      if (c === 0x5c /* \ */) i++;
+      else if (c === 0x22 /* " */) quoted = false;
+      continue;
+    }
+    if (c === 0x22) {
+      quoted = true;
+      continue;
+    }
+    if (
+      target === undefined &&
+      c === 0x2d /* - */ &&
+      (i === 0 || spec.charCodeAt(i - 1) === 0x20) &&
+      (spec.charCodeAt(i + 1) === 0x6a /* j */ || spec.charCodeAt(i + 1) === 0x67) /* g */ &&
+      spec.charCodeAt(i + 2) === 0x20 &&
+      !spec.endsWith('--comment ', i)
+    ) {
+      const end = spec.indexOf(' ', i + 3);
+      target = end < 0 ? spec.slice(i + 3) : spec.slice(i + 3, end);
+      // Nothing after the target can open a quote that matters unless the spec has one.
+      if (!spec.includes('"', i)) return target;
+    }
+  }
+  return quoted ? null : target;
+}
+
+function freezeTable(name: string, chains: Map<string, ChainBuilder>): LiveTable {
+  const out = new Map<string, LiveChain>();
+  for (const [chainName, chain] of chains) {
+    out.set(
+      chainName,
+      chain.policy === undefined
+        ? { name: chainName, rules: chain.rules }
+        : { name: chainName, policy: chain.policy, rules: chain.rules },
+    );
+  }
+  return { name, chains: out };
+}
+
+/** Parses the save output and returns the notices iptables printed alongside the rules. */
+export function parseSaveDetailed(text: string, family: Family): ParsedSave {
+  const tables = new Map<string, LiveTable>();
+  const warnings: string[] = [];
+  let table: { name: string; chains: Map<string, ChainBuilder>; line: number } | undefined;
+
+  const lines = text.split('\n');
+  // A final newline leaves one empty string behind; it is not a line.
+  if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+
+  for (let i = 0; i < lines.length; i++) {
+    let line = lines[i] as string;
+    const lineNo = i + 1;
+    if (line.endsWith('\r')) line = line.slice(0, -1);
+    const first = line.charCodeAt(0);
+
+    if (first === 0x2d /* - */ || first === 0x5b /* [ */) {
+      if (first === 0x5b) {
+        const counters = COUNTERS.exec(line);
+        if (counters === null) throw lineError(lineNo, line, 'bad packet/byte counters');
+        line = line.slice(counters[0].length);
+      }
+      if (!line.startsWith('-A ')) throw lineError(lineNo, line, 'expected `-A CHAIN ...`');
+      if (table === undefined) throw lineError(lineNo, line, 'rule outside a table (no `*table`)');
+      const space = line.indexOf(' ', 3);
+      const chainName = space < 0 ? line.slice(3) : line.slice(3, space);
+      const spec = space < 0 ? '' : line.slice(space + 1);
+      const chain = table.chains.get(chainName);
+      if (chain === undefined) {
+        throw lineError(
+          lineNo,
+          line,
+          `rule for chain ${chainName || '(none)'} that was not declared`,
+        );
+      }
+      const target = findTarget(spec);
+      if (target === null) throw lineError(lineNo, line, 'unterminated quote');
+      let moatId: string | undefined;
+      if (spec.includes('moat:')) {
+        const m = MOAT_COMMENT.exec(spec);
+        if (m !== null) moatId = m[1] ?? m[2];
+      }
+      chain.rules.push(
+        moatId === undefined
+          ? target === undefined
+            ? { spec }
+            : { spec, target }
+          : target === undefined
+            ? { spec, moatId }
+            : { spec, moatId, target },
+      );
+      continue;
+    }
+
+    if (first === 0x3a /* : */) {
+      if (table === undefined) throw lineError(lineNo, line, 'chain outside a table (no `*table`)');
+      const m = CHAIN_LINE.exec(line);
+      if (m === null) throw lineError(lineNo, line, 'expected `:CHAIN POLICY [packets:bytes]`');
+      const name = m[1] as string;
+      const policy = m[2] as string;
+      if (table.chains.has(name)) throw lineError(lineNo, line, `chain ${name} declared twice`);
+      table.chains.set(name, { name, policy: policy === '-' ? undefined : policy, rules: [] });
+      continue;
+    }
+
+    if (first === 0x23 /* # */) {
+      const incompatible = INCOMPATIBLE.exec(line);
+      if (incompatible !== null) {
+        const name = incompatible[1] as string;
+        throw new SaveParseError(
+          `iptables cannot show the ${family} ${name} table: it holds rules written with the nft ` +
+            `tool that iptables-nft cannot express (line ${lineNo}: ${show(line)}). moat will not ` +
+            `plan against a table it cannot read; inspect it with \`nft list table ` +
+            `${family === 'ipv4' ? 'ip' : 'ip6'} ${name}\`.`,
+          { line: lineNo, table: name },
+        );
+      }
+      const warning = WARNING.exec(line);
+      if (warning !== null) warnings.push(warning[1] as string);
+      continue;
+    }
+
+    if (first === 0x2a /* * */) {
+      if (table !== undefined) {
+        throw lineError(lineNo, line, `table ${table.name} (line ${table.line}) has no COMMIT`);
+      }
+      const name = line.slice(1);
+      if (!TABLE_NAME.test(name)) throw lineError(lineNo, line, 'bad table name');
+      if (tables.has(name)) throw lineError(lineNo, line, `table ${name} appears twice`);
+      table = { name, chains: new Map(), line: lineNo };
+      continue;
+    }
+
+    if (line === 'COMMIT') {
+      if (table === undefined) throw lineError(lineNo, line, 'COMMIT outside a table');
+      tables.set(table.name, freezeTable(table.name, table.chains));
+      table = undefined;
+      continue;
+    }
+
+    if (line.trim() === '') continue;
+    throw lineError(lineNo, line, 'unrecognised line');
+  }
+
+  if (table !== undefined) {
+    throw new SaveParseError(
+      `iptables-save output ends inside table ${table.name} (started line ${table.line}) ` +
+        `without COMMIT: the output is truncated`,
+      { line: lines.length },
+    );
+  }
+  return { ruleset: { family, tables }, warnings };
+}
+
+/** Parses iptables-save / ip6tables-save output; throws SaveParseError on anything malformed. */
+export function parseSave(text: string, family: Family): LiveRuleset {
+  return parseSaveDetailed(text, family).ruleset;
+}
+
+/** The notices (legacy tables present, nft-only base chains) in save output, without parsing it. */
+export function saveWarnings(text: string): string[] {
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('# ')) continue;
+    const m = WARNING.exec(line.endsWith('\r') ? line.slice(0, -1) : line);
+    if (m !== null) out.push(m[1] as string);
+  }
+  return out;
+}
