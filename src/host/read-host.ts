@@ -4,7 +4,6 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { HostFacts } from '../compile/compile.js';
 import { UserError } from '../core/errors.js';
 import type { CommandRunner } from '../core/runner.js';
 import type { Inventory } from '../docker/model.js';
@@ -16,22 +15,10 @@ import { parseIpsetSave } from '../netfilter/parse-ipset.js';
 import { parseSave } from '../netfilter/parse-save.js';
 import { readLiveNetfilter } from '../netfilter/read.js';
 import { renderSave } from '../netfilter/render-save.js';
-import { FAMILIES, type Family } from '../policy/model.js';
 
 export interface HostState {
   readonly live: LiveNetfilter;
   readonly inventory: Inventory;
-}
-
-export function hostFacts(live: LiveNetfilter): HostFacts {
-  const forwardHook = {} as Record<Family, string>;
-  for (const family of FAMILIES) {
-    const chains = live.rulesets[family].tables.get('filter')?.chains;
-    // Where Docker made no DOCKER-USER (e.g. ip6tables disabled), hook FORWARD itself.
-    forwardHook[family] = chains?.has('DOCKER-USER') === true ? 'DOCKER-USER' : 'FORWARD';
-  }
-  const ipsetFamilies = new Map([...live.ipsets.values()].map((s) => [s.name, s.family] as const));
-  return { forwardHook, ipsetFamilies };
 }
 
 export interface LiveHostOptions {

@@ -1,0 +1,214 @@
+/**
+ * apply against the real kernel, both iptables backends, in throwaway namespaces: a plan
+ * applied and re-read plans empty; a failure at any step leaves the ruleset as it was.
+ * Fakes only inject faults (a restore that fails).
+ */
+import { afterEach, beforeEach, expect, test } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import {
+  applyPlan,
+  ApplyFailedError,
+  StalePlanError,
+  type ApplyEnvironment,
+} from '../../src/apply/apply.js';
+import { compile } from '../../src/compile/compile.js';
+import type { CommandRunner } from '../../src/core/runner.js';
+import { hostFacts } from '../../src/compile/host-facts.js';
+import type { IptablesBackend, LiveNetfilter } from '../../src/netfilter/model.js';
+import { readLiveNetfilter } from '../../src/netfilter/read.js';
+import { diff } from '../../src/plan/diff.js';
+import type { Policy } from '../../src/policy/model.js';
+import { container, group, inventory, policy, tcp } from '../support/builders.js';
+import { NetNs } from '../support/netns.js';
+import { describeWith } from '../support/prereq.js';
+import { nsRunner } from '../netfilter/kernel-support.js';
+
+const DOCKER_V4 = readFileSync(
+  new URL('../fixtures/netfilter/docker-20.10-live.iptables-save', import.meta.url),
+  'utf8',
+);
+const DOCKER_V6 =
+  '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOCKER-USER - [0:0]\n-A FORWARD -j DOCKER-USER\n-A DOCKER-USER -s 2001:db8::9/128 -j DROP\n-A DOCKER-USER -j RETURN\nCOMMIT\n';
+
+const inv = inventory(
+  container('ghost', '172.30.0.3', [{ host: 2368 }]),
+  container('app', '172.17.0.9'),
+);
+const full: Policy = policy(
+  [
+    group('ghost', {
+      ingress: [{ ports: [tcp(2368)], from: [{ kind: 'host' }, { kind: 'ipset', set: 'office' }] }],
+    }),
+    group('app', {
+      egress: { default: 'deny', allow: [{ to: [{ kind: 'ipset', set: 'allowed' }] }], deny: [] },
+    }),
+  ],
+  {
+    ipsets: new Map([
+      [
+        'office',
+        {
+          kind: 'managed',
+          key: 'office',
+          kernelName: 'moat-office',
+          family: 'ipv4',
+          type: 'hash:net',
+          entries: ['198.51.100.0/24'],
+        },
+      ],
+      [
+        'allowed',
+        {
+          kind: 'managed',
+          key: 'allowed',
+          kernelName: 'moat-allowed',
+          family: 'ipv4',
+          type: 'hash:ip',
+          entries: ['203.0.113.5'],
+        },
+      ],
+    ]),
+  },
+);
+
+function environment(
+  ns: NetNs,
+  backend: IptablesBackend,
+  p: Policy,
+  runner: CommandRunner = nsRunner(ns),
+): ApplyEnvironment {
+  const readLive = () => readLiveNetfilter(nsRunner(ns), backend);
+  return {
+    runner,
+    backend,
+    readLive,
+    replan: (live) => diff(compile(p, inv, hostFacts(live)), live),
+  };
+}
+
+function planOn(live: LiveNetfilter, p: Policy) {
+  return diff(compile(p, inv, hostFacts(live)), live);
+}
+
+/** Everything the host holds, as saved, without counters: what "unchanged" is compared on. */
+function saved(ns: NetNs, backend: IptablesBackend): string {
+  const strip = (text: string) =>
+    text
+      .split('\n')
+      .filter((l) => !l.startsWith('#'))
+      .join('\n');
+  return [
+    strip(ns.exec(`iptables-${backend}-save`, ['-t', 'filter'])),
+    strip(ns.exec(`ip6tables-${backend}-save`, ['-t', 'filter'])),
+    ns.exec('ipset', ['save']),
+  ].join('\n');
+}
+
+for (const backend of ['nft', 'legacy'] as const) {
+  describeWith(
+    ['root', 'ip', 'ipset', backend === 'nft' ? 'iptables' : 'iptables-legacy'],
+    `apply on ${backend}`,
+    () => {
+      let ns: NetNs;
+      beforeEach(() => {
+        ns = NetNs.create('ap');
+        ns.exec(`iptables-${backend}-restore`, [], DOCKER_V4);
+        ns.exec(`ip6tables-${backend}-restore`, [], DOCKER_V6);
+      });
+      afterEach(() => ns.destroy());
+
+      test('a plan applied leaves an empty plan, and an empty policy then removes everything moat made', async () => {
+        const env = environment(ns, backend, full);
+        const before = saved(ns, backend);
+        const plan = planOn(await env.readLive(), full);
+        expect(plan.steps.length).toBeGreaterThan(0);
+        await expect(applyPlan(plan, env)).resolves.toEqual({ changed: true });
+        expect(planOn(await env.readLive(), full).steps).toEqual([]);
+        const during = saved(ns, backend);
+        expect(during).toContain('-A DOCKER-USER -s 2001:db8::9/128 -j DROP');
+        expect(during).toMatch(/create moat-allowed hash:ip family inet/);
+
+        // Nothing to do writes nothing.
+        const idle = planOn(await env.readLive(), full);
+        await expect(applyPlan(idle, env)).resolves.toEqual({ changed: false });
+
+        const empty = policy([]);
+        await applyPlan(planOn(await env.readLive(), empty), environment(ns, backend, empty));
+        expect(saved(ns, backend)).toBe(before);
+      });
+
+      test('a changed ipset is swapped in place; its rules stay', async () => {
+        const env = environment(ns, backend, full);
+        await applyPlan(planOn(await env.readLive(), full), env);
+        const changed: Policy = {
+          ...full,
+          ipsets: new Map([
+            ...full.ipsets,
+            [
+              'allowed',
+              {
+                kind: 'managed',
+                key: 'allowed',
+                kernelName: 'moat-allowed',
+                family: 'ipv4',
+                type: 'hash:ip',
+                entries: ['203.0.113.6', '203.0.113.7'],
+              },
+            ],
+          ]),
+        };
+        const plan = planOn(await env.readLive(), changed);
+        expect(plan.steps.map((s) => s.kind)).toContain('update-set');
+        await applyPlan(plan, environment(ns, backend, changed));
+        const sets = ns.exec('ipset', ['save']);
+        expect(sets).toContain('add moat-allowed 203.0.113.6');
+        expect(sets).not.toContain('203.0.113.5');
+        expect(sets).not.toContain('.swp');
+      });
+
+      test('an IPv6 restore that fails after IPv4 succeeded: everything is rolled back', async () => {
+        const real = nsRunner(ns);
+        const failing: CommandRunner = (command, args, input) =>
+          command.startsWith('ip6tables') && !args.includes('--test')
+            ? Promise.resolve({ stdout: '', stderr: 'injected failure', exitCode: 1 })
+            : real(command, args, input);
+        const env = environment(ns, backend, full, failing);
+        const before = saved(ns, backend);
+        const plan = planOn(await env.readLive(), full);
+        const outcome = applyPlan(plan, env);
+        await expect(outcome).rejects.toBeInstanceOf(ApplyFailedError);
+        await expect(outcome).rejects.toThrow(/injected failure[\s\S]*the host is as it was/);
+        expect(saved(ns, backend)).toBe(before);
+      });
+
+      test('a rule the kernel rejects fails the check before anything changes', async () => {
+        const env = environment(ns, backend, full);
+        const plan = planOn(await env.readLive(), full);
+        const broken = {
+          ...plan,
+          steps: plan.steps.map((s) =>
+            s.kind === 'create-chain' && s.chain === 'MOAT-INPUT'
+              ? {
+                  ...s,
+                  rules: [
+                    ...s.rules,
+                    { id: 'bad', spec: 'x', line: '-m nosuchmatch --foo -j DROP' },
+                  ],
+                }
+              : s,
+          ),
+        };
+        const before = saved(ns, backend);
+        await expect(applyPlan(broken, env)).rejects.toThrow(/the host is as it was/);
+        expect(saved(ns, backend)).toBe(before);
+      });
+
+      test('a plan made before the host changed is refused as stale', async () => {
+        const env = environment(ns, backend, full);
+        const plan = planOn(await env.readLive(), full);
+        ns.exec(`iptables-${backend}`, ['-N', 'MOAT-SOMEONE']);
+        await expect(applyPlan(plan, env)).rejects.toBeInstanceOf(StalePlanError);
+      });
+    },
+  );
+}
