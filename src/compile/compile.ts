@@ -84,6 +84,10 @@ function addressesOf(containers: readonly DockerContainer[], family: Family): st
   return [...out].sort();
 }
 
+function isLoopback(hostIp: string): boolean {
+  return hostIp.startsWith('127.') || hostIp === '::1';
+}
+
 function samePortRange(a: PortRange, b: PortRange): boolean {
   return a.protocol === b.protocol && a.first === b.first && a.last === b.last;
 }
@@ -207,7 +211,12 @@ class Compiler {
       }
     }
     const running = this.inventory.containers.filter((c) => c.state === 'running');
-    const uncovered = publishedPorts(running).filter(
+    // A port published only on loopback is already unreachable from outside.
+    const exposed = running.map((c) => ({
+      ...c,
+      ports: c.ports.filter((p) => !isLoopback(p.hostIp)),
+    }));
+    const uncovered = publishedPorts(exposed).filter(
       (p) => !named.some((r) => covers(r, p.protocol, p.first)),
     );
     if (this.policy.defaults.ingress === 'host') {

@@ -1,5 +1,6 @@
 /** The plan for people, modelled on `terraform plan`: drift first, then exposure, then rules. */
 import type { PortExposure } from '../compile/model.js';
+import { DIGEST_PREFIX } from '../compile/naming.js';
 import type { Plan, PlanStep } from './model.js';
 
 export interface TextOptions {
@@ -11,6 +12,11 @@ type Tint = keyof typeof CODES;
 
 function painter(color: boolean): (tint: Tint, text: string) => string {
   return color ? (tint, text) => `\u001b[${CODES[tint]}m${text}\u001b[0m` : (_tint, text) => text;
+}
+
+/** moat's bookkeeping marker is not a rule a reviewer needs to read. */
+function shown(specs: readonly string[]): string[] {
+  return specs.filter((spec) => !spec.includes(DIGEST_PREFIX));
 }
 
 function familyLabel(step: PlanStep): string {
@@ -26,20 +32,24 @@ function stepLines(step: PlanStep, paint: ReturnType<typeof painter>): string[] 
     case 'create-chain':
       return [
         add(`${fam}chain ${step.chain}`),
-        ...step.rules.map((r) => `    ${add(`-A ${step.chain} ${r.spec}`)}`),
+        ...shown(step.rules.map((r) => r.spec)).map(
+          (spec) => `    ${add(`-A ${step.chain} ${spec}`)}`,
+        ),
       ];
     case 'update-chain': {
       const head = chg(`${fam}chain ${step.chain}${step.reordered ? ' (rules out of order)' : ''}`);
       return [
         head,
-        ...step.remove.map((spec) => `    ${del(`-A ${step.chain} ${spec}`)}`),
-        ...step.add.map((r) => `    ${add(`-A ${step.chain} ${r.spec}`)}`),
+        ...shown(step.remove).map((spec) => `    ${del(`-A ${step.chain} ${spec}`)}`),
+        ...shown(step.add.map((r) => r.spec)).map(
+          (spec) => `    ${add(`-A ${step.chain} ${spec}`)}`,
+        ),
       ];
     }
     case 'delete-chain':
       return [
         del(`${fam}chain ${step.chain}`),
-        ...step.remove.map((spec) => `    ${del(`-A ${step.chain} ${spec}`)}`),
+        ...shown(step.remove).map((spec) => `    ${del(`-A ${step.chain} ${spec}`)}`),
       ];
     case 'add-jump':
       return [add(`${fam}jump at the top of ${step.hook}: ${step.rule.spec}`)];

@@ -111,6 +111,13 @@ describe('compile: ingress', () => {
     expect(desired.warnings[0]?.message).toContain('api publishes 8080/tcp');
   });
 
+  test('a port published only on loopback is not reported as reachable from anyone', () => {
+    const api = container('api', '172.30.0.2', [], {
+      ports: [{ hostIp: '127.0.0.1', hostPort: 8080, containerPort: 80, protocol: 'tcp' }],
+    });
+    expect(compile(policy([]), inventory(api)).warnings).toEqual([]);
+  });
+
   test('ports: all follows what the containers publish', () => {
     const p = policy([group('web', { ingress: [{ ports: 'all', from: [{ kind: 'host' }] }] })]);
     const desired = compile(
