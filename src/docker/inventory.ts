@@ -1,0 +1,204 @@
+/**
+ * Reads the Docker inventory from the Engine API over its unix socket (node:http, no client
+ * library). Negotiates the API version first, so a daemon older or newer than moat answers in a
+ * shape moat knows.
+ */
+import { request } from 'node:http';
+import { MoatError, UserError } from '../core/errors.js';
+import type { DockerEndpoint } from './endpoint.js';
+import type { Inventory } from './model.js';
+import { inventoryFromApi } from './normalize.js';
+
+/** The newest Engine API version whose answers moat has been checked against. */
+export const NEWEST_KNOWN_API_VERSION = '1.43';
+/** Older daemons lack fields moat reads (e.g. GlobalIPv6Address in the list answer). */
+export const OLDEST_SUPPORTED_API_VERSION = '1.24';
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+// The answers are a few kB per container; a bound keeps a confused peer from exhausting memory.
+const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
+
+const CHECK =
+  'Is dockerd running? Is DOCKER_HOST right (unix:///path/to/docker.sock)? Are you root or in the docker group?';
+
+interface Answer {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly body: string;
+}
+
+function get(socketPath: string, path: string, timeoutMs: number): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { socketPath, path, method: 'GET', headers: { Host: 'docker', Accept: 'application/json' } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_ANSWER_BYTES) {
+            req.destroy(
+              new UserError(
+                `the Docker daemon at ${socketPath} sent more than ${MAX_ANSWER_BYTES} bytes for GET ${path}`,
+                'docker-api',
+              ),
+            );
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.on('end', () => {
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+          });
+        });
+        res.on('error', () => {
+          reject(
+            new UserError(
+              `the Docker daemon at ${socketPath} broke off its answer to GET ${path}. ${CHECK}`,
+              'docker-unreachable',
+            ),
+          );
+        });
+      },
+    );
+    req.setTimeout(timeoutMs, () => {
+      req.destroy(
+        new UserError(
+          `the Docker daemon at ${socketPath} did not answer GET ${path} within ${timeoutMs} ms. ${CHECK}`,
+          'docker-unreachable',
+        ),
+      );
+    });
+    req.on('error', (error) => {
+      reject(error instanceof MoatError ? error : connectionError(socketPath, error));
+    });
+    req.end();
+  });
+}
+
+function connectionError(socketPath: string, error: Error): UserError {
+  const code = (error as NodeJS.ErrnoException).code;
+  switch (code) {
+    case 'ENOENT':
+      return new UserError(
+        `cannot reach the Docker daemon: the socket ${socketPath} does not exist. ${CHECK}`,
+        'docker-unreachable',
+      );
+    case 'EACCES':
+    case 'EPERM':
+      return new UserError(
+        `cannot reach the Docker daemon: permission denied on ${socketPath}. Run moat as root or as a member of the docker group.`,
+        'docker-unreachable',
+      );
+    case 'ECONNREFUSED':
+      return new UserError(
+        `cannot reach the Docker daemon: nothing listens on ${socketPath} (a stale socket?). ${CHECK}`,
+        'docker-unreachable',
+      );
+    case 'ENOTSOCK':
+      return new UserError(
+        `cannot reach the Docker daemon: ${socketPath} is not a socket. Is DOCKER_HOST right?`,
+        'docker-unreachable',
+      );
+    default:
+      return new UserError(
+        `cannot reach the Docker daemon at ${socketPath}: ${error.message}. ${CHECK}`,
+        'docker-unreachable',
+      );
+  }
+}
+
+function daemonError(socketPath: string, path: string, answer: Answer): UserError {
+  let detail = answer.body.trim();
+  try {
+    const parsed: unknown = JSON.parse(answer.body);
+    if (typeof parsed === 'object' && parsed !== null && 'message' in parsed)
+      detail = String(parsed.message);
+  } catch {
+    // not JSON: show the text as it came
+  }
+  if (detail.length > 300) detail = `${detail.slice(0, 300)}…`;
+  return new UserError(
+    `the Docker daemon at ${socketPath} answered ${answer.status} to GET ${path}${detail === '' ? '' : `: ${detail}`}`,
+    'docker-daemon',
+  );
+}
+
+async function getJson(socketPath: string, path: string, timeoutMs: number): Promise<unknown> {
+  const answer = await get(socketPath, path, timeoutMs);
+  if (answer.status < 200 || answer.status > 299) throw daemonError(socketPath, path, answer);
+  try {
+    return JSON.parse(answer.body) as unknown;
+  } catch {
+    throw new MoatError(
+      `the Docker daemon at ${socketPath} answered GET ${path} with something that is not JSON`,
+      { code: 'docker-api', source: 'user' },
+    );
+  }
+}
+
+function parseVersion(text: string): [number, number] | undefined {
+  const match = /^(\d+)\.(\d+)$/.exec(text.trim());
+  if (match === null) return undefined;
+  return [Number(match[1]), Number(match[2])];
+}
+
+function older(a: [number, number], b: [number, number]): boolean {
+  return a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+}
+
+/**
+ * The API version to speak: the lower of the daemon's and the newest moat knows. Pure, exported
+ * for tests.
+ */
+export function negotiateApiVersion(daemonVersion: string): string {
+  const daemon = parseVersion(daemonVersion);
+  const newest = parseVersion(NEWEST_KNOWN_API_VERSION);
+  const oldest = parseVersion(OLDEST_SUPPORTED_API_VERSION);
+  if (daemon === undefined || newest === undefined || oldest === undefined)
+    throw new MoatError(
+      `the Docker daemon reported an API version moat cannot read: "${daemonVersion}"`,
+      {
+        code: 'docker-api',
+        source: 'user',
+      },
+    );
+  if (older(daemon, oldest))
+    throw new UserError(
+      `the Docker daemon speaks API ${daemonVersion}; moat needs ${OLDEST_SUPPORTED_API_VERSION} or newer`,
+      'docker-unsupported',
+    );
+  return older(daemon, newest) ? `${daemon[0]}.${daemon[1]}` : NEWEST_KNOWN_API_VERSION;
+}
+
+async function daemonApiVersion(socketPath: string, timeoutMs: number): Promise<string> {
+  // /version is unversioned and has answered on every daemon since API 1.0.
+  const version = await getJson(socketPath, '/version', timeoutMs);
+  const apiVersion =
+    typeof version === 'object' && version !== null && 'ApiVersion' in version
+      ? version.ApiVersion
+      : undefined;
+  if (typeof apiVersion !== 'string')
+    throw new MoatError(
+      `the Docker daemon at ${socketPath} answered GET /version without an ApiVersion`,
+      { code: 'docker-api', source: 'user' },
+    );
+  return apiVersion;
+}
+
+export async function readInventory(
+  endpoint: DockerEndpoint,
+  options?: { timeoutMs?: number },
+): Promise<Inventory> {
+  const timeoutMs = options?.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const { socketPath } = endpoint;
+  const version = negotiateApiVersion(await daemonApiVersion(socketPath, timeoutMs));
+  const [containers, networks] = await Promise.all([
+    getJson(socketPath, `/v${version}/containers/json`, timeoutMs),
+    getJson(socketPath, `/v${version}/networks`, timeoutMs),
+  ]);
+  return inventoryFromApi(containers, networks);
+}

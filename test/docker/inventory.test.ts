@@ -1,0 +1,240 @@
+/**
+ * The adapter against a scripted Engine API on a real unix socket: version negotiation, daemon
+ * errors, garbage, silence, and missing or dead sockets. The real dockerd is in sandbox.test.ts.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { MoatError, UserError } from '../../src/core/errors.js';
+import { negotiateApiVersion, readInventory } from '../../src/docker/inventory.js';
+import { describeWith } from '../support/prereq.js';
+
+type Handler = (path: string, res: ServerResponse) => void;
+
+const CONTAINERS = [
+  {
+    Id: 'c1',
+    Names: ['/ghost'],
+    Labels: { 'com.docker.compose.service': 'ghost' },
+    State: 'running',
+    Ports: [{ IP: '0.0.0.0', PrivatePort: 2368, PublicPort: 2368, Type: 'tcp' }],
+    NetworkSettings: { Networks: { bridge: { NetworkID: 'n1', IPAddress: '172.17.0.2' } } },
+  },
+];
+const NETWORKS = [{ Id: 'n1', Name: 'bridge', Driver: 'bridge', IPAM: { Config: [] } }];
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'Content-Type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+/** A well-behaved daemon speaking `apiVersion`; records the paths it was asked for. */
+function daemon(apiVersion: string, seen: string[]): Handler {
+  return (path, res) => {
+    seen.push(path);
+    if (path === '/version') {
+      json(res, 200, { ApiVersion: apiVersion, Version: 'x' });
+      return;
+    }
+    if (path.endsWith('/containers/json')) {
+      json(res, 200, CONTAINERS);
+      return;
+    }
+    if (path.endsWith('/networks')) {
+      json(res, 200, NETWORKS);
+      return;
+    }
+    json(res, 404, { message: `page not found: ${path}` });
+  };
+}
+
+describe('readInventory against a scripted Engine API', () => {
+  let dir: string;
+  const servers: Server[] = [];
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'moat-api-'));
+  });
+
+  afterAll(async () => {
+    for (const server of servers) {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function serve(handler: Handler): Promise<string> {
+    const socketPath = join(dir, `api-${servers.length}.sock`);
+    const server = createServer((req, res) => {
+      handler(req.url ?? '', res);
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    return socketPath;
+  }
+
+  async function failure(socketPath: string, timeoutMs = 2000): Promise<MoatError> {
+    try {
+      await readInventory({ socketPath }, { timeoutMs });
+    } catch (error) {
+      expect(error).toBeInstanceOf(MoatError);
+      return error as MoatError;
+    }
+    throw new Error('expected readInventory to fail');
+  }
+
+  test('an older daemon is spoken to in its own version', async () => {
+    const seen: string[] = [];
+    const inventory = await readInventory({ socketPath: await serve(daemon('1.41', seen)) });
+    expect(seen.sort()).toEqual(['/v1.41/containers/json', '/v1.41/networks', '/version']);
+    expect(inventory.containers.map((c) => [c.name, c.labels, c.ports[0]?.hostPort])).toEqual([
+      ['ghost', { 'com.docker.compose.service': 'ghost' }, 2368],
+    ]);
+    expect(inventory.networks[0]?.bridge).toBe('docker0');
+  });
+
+  test('a newer daemon is spoken to in the newest version moat knows', async () => {
+    const seen: string[] = [];
+    await readInventory({ socketPath: await serve(daemon('1.51', seen)) });
+    expect(seen).toContain('/v1.43/containers/json');
+  });
+
+  test('negotiation: the lower of the two; unreadable or ancient versions are refused', () => {
+    expect(negotiateApiVersion('1.41')).toBe('1.41');
+    expect(negotiateApiVersion('1.43')).toBe('1.43');
+    expect(negotiateApiVersion('1.100')).toBe('1.43');
+    expect(negotiateApiVersion('1.24')).toBe('1.24');
+    expect(() => negotiateApiVersion('1.9')).toThrow(UserError);
+    expect(negotiateApiVersion('2.0')).toBe('1.43');
+    expect(() => negotiateApiVersion('banana')).toThrow(MoatError);
+  });
+
+  test('an HTTP error from the daemon is a UserError naming the socket, status and message', async () => {
+    const socketPath = await serve((path, res) => {
+      if (path === '/version') json(res, 200, { ApiVersion: '1.41' });
+      else json(res, 500, { message: 'containerd is not running' });
+    });
+    const error = await failure(socketPath);
+    expect(error).toBeInstanceOf(UserError);
+    expect(error.exitCode).toBe(1);
+    expect(error.message).toContain(socketPath);
+    expect(error.message).toContain('500');
+    expect(error.message).toContain('containerd is not running');
+  });
+
+  test('truncated JSON is a docker-api MoatError, not a SyntaxError', async () => {
+    const socketPath = await serve((path, res) => {
+      if (path === '/version') {
+        json(res, 200, { ApiVersion: '1.41' });
+        return;
+      }
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify(CONTAINERS).slice(0, 40));
+    });
+    const error = await failure(socketPath);
+    expect(error.code).toBe('docker-api');
+    expect(error.message).toContain('not JSON');
+  });
+
+  test('an answer broken off midway is a UserError, not a raw socket error', async () => {
+    const socketPath = await serve((path, res) => {
+      if (path === '/version') {
+        json(res, 200, { ApiVersion: '1.41' });
+        return;
+      }
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': '100000' });
+      res.write('[{"Id":');
+      setTimeout(() => res.destroy(), 20);
+    });
+    const error = await failure(socketPath);
+    expect(error).toBeInstanceOf(UserError);
+    expect(error.message).toContain('broke off');
+    expect(error.message).toContain(socketPath);
+  });
+
+  test('a /version without ApiVersion is a docker-api MoatError', async () => {
+    const error = await failure(
+      await serve((_, res) => {
+        json(res, 200, { Version: '1' });
+      }),
+    );
+    expect(error.code).toBe('docker-api');
+    expect(error.message).toContain('ApiVersion');
+  });
+
+  test('a daemon that never answers times out with a UserError', async () => {
+    const socketPath = await serve(() => {
+      // accept the request, never answer
+    });
+    const started = Date.now();
+    const error = await failure(socketPath, 300);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(error).toBeInstanceOf(UserError);
+    expect(error.message).toContain('did not answer');
+    expect(error.message).toContain(socketPath);
+  });
+
+  test('a missing socket: a UserError naming it and what to check', async () => {
+    const socketPath = join(dir, 'nothing-here.sock');
+    const error = await failure(socketPath);
+    expect(error).toBeInstanceOf(UserError);
+    expect(error.message).toContain(socketPath);
+    expect(error.message).toContain('does not exist');
+    expect(error.message).toContain('Is dockerd running?');
+    expect(error.message).toContain('DOCKER_HOST');
+  });
+
+  test('a socket nobody listens on: a UserError', async () => {
+    // A bound unix socket whose server is closed without unlinking leaves a stale socket file.
+    const socketPath = join(dir, 'stale.sock');
+    const server = createNetServer();
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    // Keep the file: copy the socket inode by hard link before the server removes it on close.
+    execFileSync('ln', [socketPath, `${socketPath}.kept`]);
+    await new Promise((resolve) => server.close(resolve));
+    const error = await failure(`${socketPath}.kept`);
+    expect(error).toBeInstanceOf(UserError);
+    expect(error.message).toContain('nothing listens');
+    expect(error.message).toContain(`${socketPath}.kept`);
+  });
+
+  test('a path that is a plain file, not a socket: a UserError', async () => {
+    const file = join(dir, 'plain-file');
+    writeFileSync(file, 'x');
+    const error = await failure(file);
+    expect(error).toBeInstanceOf(UserError);
+    expect(error.message).toContain(file);
+  });
+});
+
+describeWith(['root'], 'readInventory without permission on the socket', () => {
+  test('permission denied is a UserError naming the socket and the docker group', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'moat-api-perm-'));
+    const socketPath = join(dir, 'docker.sock');
+    const server = createServer((_, res) => {
+      json(res, 200, { ApiVersion: '1.41' });
+    });
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    chmodSync(dir, 0o755);
+    chmodSync(socketPath, 0o600);
+    let error: unknown;
+    // Connect as nobody, the way a user outside the docker group would; root again right after.
+    process.seteuid!(65534);
+    try {
+      error = await readInventory({ socketPath }, { timeoutMs: 2000 }).catch((e: unknown) => e);
+    } finally {
+      process.seteuid!(0);
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(error).toBeInstanceOf(UserError);
+    expect((error as UserError).message).toContain('permission denied');
+    expect((error as UserError).message).toContain(socketPath);
+    expect((error as UserError).message).toContain('docker group');
+  });
+});
