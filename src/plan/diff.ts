@@ -48,6 +48,13 @@ export function liveDigest(ruleset: LiveRuleset): string | undefined {
   return undefined;
 }
 
+function holdsMoatObjects(ruleset: LiveRuleset): boolean {
+  for (const chain of filterChains(ruleset).values()) {
+    if (isOwnedChain(chain.name) || chain.rules.some(isMoatRule)) return true;
+  }
+  return false;
+}
+
 /** A digest of everything moat owns on the host, so a saved plan can tell it went stale. */
 export function fingerprint(live: LiveNetfilter): string {
   const parts: string[] = [];
@@ -269,9 +276,14 @@ export function diff(desired: DesiredState, live: LiveNetfilter): Plan {
     const want = desired.families[family];
     digests[family] = want.digest;
     const recorded = liveDigest(live.rulesets[family]);
-    // The host says it holds what we want, yet differs: someone changed it since. A family
-    // that should hold nothing and records nothing counts as matching.
-    const matches = want.chains.length === 0 ? recorded === undefined : recorded === want.digest;
+    // The host says it holds what we want, yet differs: someone changed it since. So does a
+    // host whose marker is gone while other moat objects remain (a chain was flushed). A
+    // family that should hold nothing and records nothing counts as matching.
+    const matches =
+      want.chains.length === 0
+        ? recorded === undefined
+        : recorded === want.digest ||
+          (recorded === undefined && holdsMoatObjects(live.rulesets[family]));
     const reason: StepReason = matches ? 'drift' : 'policy';
     const steps = diffFamily(want, live.rulesets[family], reason);
     if (matches) recordedMatches += 1;

@@ -109,6 +109,16 @@ describe('diff', () => {
     expect(renderPlanText(plan, { color: false })).toMatch(/^Changed outside moat \(drift\)/);
   });
 
+  test('a flushed MOAT-FORWARD, marker and all, is drift too', () => {
+    const desired = compile(hostOnly, ghostInventory);
+    const live = editChain(appliedLive(desired, dockerHost()), 'MOAT-FORWARD', (c) => ({
+      ...c,
+      rules: [],
+    }));
+    const plan = diff(desired, live);
+    expect(plan.steps.map((s) => [s.kind, s.reason])).toEqual([['update-chain', 'drift']]);
+  });
+
   test('a rule someone added to a moat chain is drift and goes', () => {
     const desired = compile(hostOnly, ghostInventory);
     const live = editChain(appliedLive(desired, dockerHost()), 'MOAT-FORWARD', (c) => ({

@@ -1,0 +1,49 @@
+/** Runs the built moat CLI inside a test's network namespace, as a user would run it. */
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const CLI = resolve(import.meta.dirname, '../../dist/cli/main.js');
+
+export function assertBuilt(): void {
+  if (!existsSync(CLI))
+    throw new Error(`${CLI} is missing: run \`npm run build\` first (scripts/test.sh does)`);
+}
+
+export interface CliResult {
+  stdout: string;
+  stderr: string;
+  status: number;
+}
+
+/** Something that can run a command in the host namespace (a DockerSandbox). */
+export interface HostRunner {
+  execInHost(
+    cmd: string,
+    args: readonly string[],
+    options?: { input?: string; env?: Record<string, string> },
+  ): CliResult;
+}
+
+export class PolicyDir {
+  readonly dir = mkdtempSync(join(tmpdir(), 'moat-policy-'));
+  readonly file = join(this.dir, 'firewall.yaml');
+
+  write(text: string): string {
+    writeFileSync(this.file, text);
+    return this.file;
+  }
+
+  remove(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function moat(
+  host: HostRunner,
+  args: readonly string[],
+  env: Record<string, string> = {},
+): CliResult {
+  assertBuilt();
+  return host.execInHost(process.execPath, [CLI, ...args], { env: { NO_COLOR: '1', ...env } });
+}
