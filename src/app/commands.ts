@@ -10,7 +10,8 @@ import type { Inventory } from '../docker/model.js';
 import { applyPlan, StalePlanError } from '../apply/apply.js';
 import { withLock } from '../host/lock.js';
 import { hostFacts } from '../compile/host-facts.js';
-import { openLiveHost, readSnapshot, writeSnapshot } from '../host/read-host.js';
+import { openLiveHost } from '../host/read-host.js';
+import { readSnapshot, writeSnapshot } from '../host/snapshot.js';
 import type { BackendChoice } from '../netfilter/backend.js';
 import type { LiveNetfilter } from '../netfilter/model.js';
 import { diff } from '../plan/diff.js';
@@ -194,16 +195,7 @@ export async function snapshotCommand(
   options: HostOptions & { out: string },
 ): Promise<number> {
   const host = await openLiveHost({ runner: ctx.runner, backend: options.backend, env: ctx.env });
-  const [live, inventory] = await Promise.all([host.readLive(), host.readInventory()]);
-  await writeSnapshot(
-    options.out,
-    { live, inventory },
-    {
-      backend: host.backend,
-      taken_at: new Date().toISOString(),
-      tool_version: TOOL_VERSION,
-    },
-  );
+  await writeSnapshot(options.out, host, TOOL_VERSION);
   ctx.io.out(
     `Wrote a snapshot of this host to ${options.out}; plan against it with: moat plan --state ${options.out}\n`,
   );

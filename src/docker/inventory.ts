@@ -189,16 +189,31 @@ async function daemonApiVersion(socketPath: string, timeoutMs: number): Promise<
   return apiVersion;
 }
 
+/** The Engine API's own answers, kept raw so a snapshot holds exactly what the daemon said. */
+export interface DockerAnswers {
+  readonly apiVersion: string;
+  readonly containers: unknown;
+  readonly networks: unknown;
+}
+
+export async function readDockerAnswers(
+  endpoint: DockerEndpoint,
+  options?: { timeoutMs?: number },
+): Promise<DockerAnswers> {
+  const timeoutMs = options?.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const { socketPath } = endpoint;
+  const apiVersion = negotiateApiVersion(await daemonApiVersion(socketPath, timeoutMs));
+  const [containers, networks] = await Promise.all([
+    getJson(socketPath, `/v${apiVersion}/containers/json`, timeoutMs),
+    getJson(socketPath, `/v${apiVersion}/networks`, timeoutMs),
+  ]);
+  return { apiVersion, containers, networks };
+}
+
 export async function readInventory(
   endpoint: DockerEndpoint,
   options?: { timeoutMs?: number },
 ): Promise<Inventory> {
-  const timeoutMs = options?.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const { socketPath } = endpoint;
-  const version = negotiateApiVersion(await daemonApiVersion(socketPath, timeoutMs));
-  const [containers, networks] = await Promise.all([
-    getJson(socketPath, `/v${version}/containers/json`, timeoutMs),
-    getJson(socketPath, `/v${version}/networks`, timeoutMs),
-  ]);
-  return inventoryFromApi(containers, networks);
+  const answers = await readDockerAnswers(endpoint, options);
+  return inventoryFromApi(answers.containers, answers.networks);
 }

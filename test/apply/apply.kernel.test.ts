@@ -115,7 +115,9 @@ for (const backend of ['nft', 'legacy'] as const) {
         ns.exec(`iptables-${backend}-restore`, [], DOCKER_V4);
         ns.exec(`ip6tables-${backend}-restore`, [], DOCKER_V6);
       });
-      afterEach(() => ns.destroy());
+      afterEach(() => {
+        ns.destroy();
+      });
 
       test('a plan applied leaves an empty plan, and an empty policy then removes everything moat made', async () => {
         const env = environment(ns, backend, full);

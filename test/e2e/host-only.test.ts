@@ -24,7 +24,7 @@ describeWith(
   'host-only port, end to end',
   () => {
     let sandbox: DockerSandbox;
-    let policy: PolicyDir;
+    const policy = new PolicyDir();
     const v4 = 'http://198.51.100.1:2368/';
     const v6 = 'http://[2001:db8:100::1]:2368/';
     const other = 'http://198.51.100.1:8081/';
@@ -33,7 +33,6 @@ describeWith(
     const save = () => sandbox.execInHost('iptables-save', ['-t', 'filter']).stdout;
 
     beforeAll(async () => {
-      policy = new PolicyDir();
       sandbox = await DockerSandbox.start();
       sandbox.runHttpd('ghost', ['2368:2368'], [], 2368);
       sandbox.runHttpd('other', ['8081:80'], [], 80);
@@ -42,8 +41,9 @@ describeWith(
     }, 180_000);
 
     afterAll(async () => {
-      await sandbox?.stop();
-      policy?.remove();
+      // Undefined when start() itself failed (it cleans up after itself then).
+      await (sandbox as DockerSandbox | undefined)?.stop();
+      policy.remove();
     }, 120_000);
 
     test('before moat, the outside reaches the published port over IPv4 and IPv6', () => {
@@ -80,6 +80,31 @@ describeWith(
         .split('\n')
         .filter((l) => l.startsWith('-A DOCKER-USER'));
       expect(rules[0]).toMatch(/moat:[0-9a-f]+.* -j MOAT-FORWARD$/);
+    });
+
+    test('a snapshot of the host plans exactly like the host itself', () => {
+      const dir = `${policy.dir}/snapshot`;
+      const taken = run(['snapshot', '--out', dir]);
+      expect(taken.stderr).toBe('');
+      expect(taken.status).toBe(0);
+      sandbox.docker([
+        'run',
+        '-d',
+        '--name',
+        'late',
+        '-p',
+        '8082:80',
+        'moat-test/busybox',
+        'sleep',
+        '600',
+      ]);
+      const fromHost = run(['plan', '-f', policy.file, '--json']);
+      const fromSnapshot = run(['plan', '-f', policy.file, '--json', '--state', dir]);
+      // The container started after the snapshot is the one difference: a new warning.
+      expect(fromHost.stdout).toContain('late publishes 8082/tcp');
+      expect(fromSnapshot.stdout).not.toContain('late');
+      sandbox.docker(['rm', '-f', 'late']);
+      expect(run(['plan', '-f', policy.file, '--json']).stdout).toBe(fromSnapshot.stdout);
     });
 
     test('protection holds when the container gets a new address on another network', () => {

@@ -9,7 +9,9 @@ function lockPath(): { path: string; done: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'moat-lock-'));
   return {
     path: join(dir, 'moat.lock'),
-    done: () => rmSync(dir, { recursive: true, force: true }),
+    done: () => {
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
 

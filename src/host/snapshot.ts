@@ -1,0 +1,140 @@
+/**
+ * Snapshots: everything plan needs from a host, as the plain files its tools printed, so a
+ * pull-request pipeline can plan for a host it cannot touch (`moat plan --state DIR`).
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MoatError, UserError } from '../core/errors.js';
+import { readDockerAnswers } from '../docker/inventory.js';
+import { inventoryFromApi } from '../docker/normalize.js';
+import { runChecked } from './exec-runner.js';
+import { toolFor } from '../netfilter/backend.js';
+import type { IptablesBackend, LiveNetfilter } from '../netfilter/model.js';
+import { parseIpsetSave } from '../netfilter/parse-ipset.js';
+import { parseSave } from '../netfilter/parse-save.js';
+import type { HostState, LiveHost } from './read-host.js';
+
+const FILES = {
+  ipv4: 'iptables-save.txt',
+  ipv6: 'ip6tables-save.txt',
+  ipsets: 'ipset-save.txt',
+  containers: 'docker-containers.json',
+  networks: 'docker-networks.json',
+  addresses: 'ip-addr.json',
+  meta: 'meta.json',
+} as const;
+
+export interface SnapshotMeta {
+  readonly moat_snapshot: 1;
+  readonly backend: IptablesBackend;
+  readonly taken_at: string;
+  readonly tool_version: string;
+  readonly iptables_version: string;
+  readonly docker_api_version: string;
+}
+
+async function readText(dir: string, name: string): Promise<string> {
+  try {
+    return await readFile(join(dir, name), 'utf8');
+  } catch {
+    throw new UserError(
+      `snapshot ${dir}: cannot read ${name}; was it written by \`moat snapshot --out ${dir}\`?`,
+      'bad-snapshot',
+    );
+  }
+}
+
+async function readJson(dir: string, name: string): Promise<unknown> {
+  const text = await readText(dir, name);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new UserError(`snapshot ${dir}: ${name} is not valid JSON`, 'bad-snapshot');
+  }
+}
+
+function snapshotError(dir: string, name: string, error: unknown): never {
+  if (error instanceof MoatError)
+    throw new UserError(`snapshot ${dir}, ${name}: ${error.message}`, 'bad-snapshot');
+  throw error;
+}
+
+export async function readSnapshot(dir: string): Promise<HostState> {
+  const meta = (await readJson(dir, FILES.meta)) as Partial<SnapshotMeta> | null;
+  if (
+    meta === null ||
+    meta.moat_snapshot !== 1 ||
+    (meta.backend !== 'nft' && meta.backend !== 'legacy')
+  ) {
+    throw new UserError(
+      `snapshot ${dir}: ${FILES.meta} is not a moat snapshot (format 1)`,
+      'bad-snapshot',
+    );
+  }
+  const parse = async <T>(name: string, read: (text: string) => T): Promise<T> => {
+    const text = await readText(dir, name);
+    try {
+      return read(text);
+    } catch (error) {
+      return snapshotError(dir, name, error);
+    }
+  };
+  const live: LiveNetfilter = {
+    backend: meta.backend,
+    rulesets: {
+      ipv4: await parse(FILES.ipv4, (t) => parseSave(t, 'ipv4')),
+      ipv6: await parse(FILES.ipv6, (t) => parseSave(t, 'ipv6')),
+    },
+    ipsets: await parse(FILES.ipsets, parseIpsetSave),
+  };
+  const [containers, networks] = [
+    await readJson(dir, FILES.containers),
+    await readJson(dir, FILES.networks),
+  ];
+  let inventory;
+  try {
+    inventory = inventoryFromApi(containers, networks);
+  } catch (error) {
+    return snapshotError(dir, `${FILES.containers}/${FILES.networks}`, error);
+  }
+  return { live, inventory };
+}
+
+/** Captures the host's state into `dir`: what each tool printed, verbatim. */
+export async function writeSnapshot(
+  dir: string,
+  host: LiveHost,
+  toolVersion: string,
+): Promise<void> {
+  const run = async (command: string, args: readonly string[]): Promise<string> =>
+    (await runChecked(host.runner, command, args)).stdout;
+  const ipv4 = await run(toolFor(host.backend, 'ipv4', 'save'), []);
+  const ipv6 = await run(toolFor(host.backend, 'ipv6', 'save'), []);
+  const ipsets = await host.runner('ipset', ['save']);
+  const addresses = await host.runner('ip', ['-j', 'addr', 'show']);
+  const version = await run(toolFor(host.backend, 'ipv4', 'save').replace('-save', ''), [
+    '--version',
+  ]);
+  const docker = await readDockerAnswers(host.endpoint);
+  // Fail before writing anything if the capture would not load again.
+  parseSave(ipv4, 'ipv4');
+  parseSave(ipv6, 'ipv6');
+  inventoryFromApi(docker.containers, docker.networks);
+
+  const meta: SnapshotMeta = {
+    moat_snapshot: 1,
+    backend: host.backend,
+    taken_at: new Date().toISOString(),
+    tool_version: toolVersion,
+    iptables_version: version.trim(),
+    docker_api_version: docker.apiVersion,
+  };
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, FILES.ipv4), ipv4);
+  await writeFile(join(dir, FILES.ipv6), ipv6);
+  await writeFile(join(dir, FILES.ipsets), ipsets.exitCode === 0 ? ipsets.stdout : '');
+  await writeFile(join(dir, FILES.addresses), addresses.exitCode === 0 ? addresses.stdout : '[]\n');
+  await writeFile(join(dir, FILES.containers), JSON.stringify(docker.containers, null, 2) + '\n');
+  await writeFile(join(dir, FILES.networks), JSON.stringify(docker.networks, null, 2) + '\n');
+  await writeFile(join(dir, FILES.meta), JSON.stringify(meta, null, 2) + '\n');
+}
