@@ -23,7 +23,8 @@ const OUTPUTS = ['plan.txt', 'plan.json', 'restore.txt'];
 async function outputs(dir: string): Promise<Record<string, string>> {
   const policyText = readFileSync(join(dir, 'firewall.yaml'), 'utf8');
   const parsed = parsePolicy(policyText, 'firewall.yaml');
-  if (parsed.policy === undefined) throw new Error(`invalid policy: ${JSON.stringify(parsed.diagnostics)}`);
+  if (parsed.policy === undefined)
+    throw new Error(`invalid policy: ${JSON.stringify(parsed.diagnostics)}`);
   const { live, inventory } = await readSnapshot(join(dir, 'state'));
   const plan = diff(compile(parsed.policy, inventory, hostFacts(live)), live);
   const scripts = renderRestore(plan);
