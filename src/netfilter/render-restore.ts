@@ -36,8 +36,20 @@ function renderFamily(steps: readonly PlanStep[]): string | undefined {
   const drop: string[] = [];
   for (const step of steps) {
     switch (step.kind) {
-      case 'create-chain':
       case 'update-chain':
+        if (step.edits !== undefined) {
+          // Edit in place so unchanged rules keep their counters. Positions are moat's own
+          // chain's, read under the lock, in the same transaction.
+          for (const position of step.edits.delete) remove.push(`-D ${step.chain} ${position}`);
+          for (const { position, rule } of step.edits.insert) {
+            fill.push(`-I ${step.chain} ${position} ${rule.line}`);
+          }
+          break;
+        }
+        declare.push(`:${step.chain} - [0:0]`);
+        for (const rule of step.rules) fill.push(`-A ${step.chain} ${rule.line}`);
+        break;
+      case 'create-chain':
         declare.push(`:${step.chain} - [0:0]`);
         for (const rule of step.rules) fill.push(`-A ${step.chain} ${rule.line}`);
         break;

@@ -22,6 +22,7 @@ import {
   PLAN_FORMAT_VERSION,
   type Plan,
   type PlanStep,
+  type ChainEdits,
   type PlanSummary,
   type PlannedRule,
   type StepReason,
@@ -105,12 +106,34 @@ function diffFamily(desired: DesiredFamily, live: LiveRuleset, reason: StepReaso
     const liveIds = current.rules.map((r) => r.moatId);
     const wantIds = chain.rules.map((r) => r.id);
     if (sameOrder(liveIds, wantIds)) continue;
-    const liveSet = new Set(liveIds);
     const wantSet = new Set(wantIds);
-    const add = chain.rules.filter((r) => !liveSet.has(r.id));
-    const remove = current.rules
-      .filter((r) => r.moatId === undefined || !wantSet.has(r.moatId))
-      .map((r) => r.spec);
+    // Keep the first live copy of each wanted rule; every other live rule goes.
+    const seen = new Set<string>();
+    const kept: string[] = [];
+    const deleted: number[] = [];
+    current.rules.forEach((rule, index) => {
+      const id = rule.moatId;
+      if (id !== undefined && wantSet.has(id) && !seen.has(id)) {
+        seen.add(id);
+        kept.push(id);
+      } else {
+        deleted.push(index + 1);
+      }
+    });
+    const add = chain.rules.filter((r) => !seen.has(r.id));
+    const remove = deleted.map((position) => current.rules[position - 1]?.spec ?? '');
+    const inOrder = sameOrder(
+      kept,
+      wantIds.filter((id) => seen.has(id)),
+    );
+    const edits: ChainEdits | undefined = inOrder
+      ? {
+          delete: [...deleted].reverse(),
+          insert: chain.rules.flatMap((rule, index) =>
+            seen.has(rule.id) ? [] : [{ position: index + 1, rule: planned([rule])[0] ?? rule }],
+          ),
+        }
+      : undefined;
     steps.push({
       kind: 'update-chain',
       reason,
@@ -119,7 +142,8 @@ function diffFamily(desired: DesiredFamily, live: LiveRuleset, reason: StepReaso
       rules: planned(chain.rules),
       add: planned(add),
       remove,
-      reordered: add.length === 0 && remove.length === 0,
+      reordered: !inOrder,
+      ...(edits === undefined ? {} : { edits }),
     });
   }
 

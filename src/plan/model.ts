@@ -21,6 +21,11 @@ export interface PlannedRule {
   readonly line: string;
 }
 
+export interface ChainEdits {
+  readonly delete: readonly number[];
+  readonly insert: readonly { readonly position: number; readonly rule: PlannedRule }[];
+}
+
 export type PlanStep =
   | {
       readonly kind: 'create-set';
@@ -61,6 +66,12 @@ export type PlanStep =
       readonly remove: readonly string[];
       /** True when the same rules stand in another order. */
       readonly reordered: boolean;
+      /**
+       * In-place edits that keep unchanged rules (and their packet counters): delete these
+       * live positions (1-based, descending), then insert rules at their final positions
+       * (ascending). Absent when the kept rules are out of order: the chain is rewritten.
+       */
+      readonly edits?: ChainEdits;
     }
   | {
       readonly kind: 'delete-chain';

@@ -168,6 +168,35 @@ for (const backend of ['nft', 'legacy'] as const) {
         expect(sets).not.toContain('.swp');
       });
 
+      test('a changed chain is edited in place: unchanged rules keep their packet counters', async () => {
+        const env = environment(ns, backend, full);
+        await applyPlan(planOn(await env.readLive(), full), env);
+        ns.exec('ping', ['-c', '2', '-i', '0.2', '-W', '1', '127.0.0.1']); // replies count in MOAT-INPUT
+        const counted = () =>
+          /^\[(\d+):\d+\] -A MOAT-INPUT .*--ctdir REPLY -j RETURN$/m.exec(
+            ns.exec(`iptables-${backend}-save`, ['-c', '-t', 'filter']),
+          )?.[1];
+        expect(Number(counted())).toBeGreaterThan(0);
+        const before = counted();
+        const more: Policy = {
+          ...full,
+          containers: full.containers.map((g) =>
+            g.name === 'ghost'
+              ? { ...g, ingress: [...g.ingress, { ports: [tcp(9000)], from: [{ kind: 'host' }] }] }
+              : g,
+          ),
+        };
+        const plan = planOn(await env.readLive(), more);
+        expect(
+          plan.steps.some(
+            (s) => s.kind === 'update-chain' && s.chain === 'MOAT-INPUT' && s.edits !== undefined,
+          ),
+        ).toBe(true);
+        await applyPlan(plan, environment(ns, backend, more));
+        expect(planOn(await env.readLive(), more).steps).toEqual([]);
+        expect(counted()).toBe(before);
+      });
+
       test('an IPv6 restore that fails after IPv4 succeeded: everything is rolled back', async () => {
         const real = nsRunner(ns);
         const failing: CommandRunner = (command, args, input) =>
