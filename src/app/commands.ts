@@ -3,12 +3,21 @@
  * options and an Io, and returns the exit code.
  */
 import { readFile, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { compile } from '../compile/compile.js';
 import { ExitCode, UserError } from '../core/errors.js';
 import type { CommandRunner } from '../core/runner.js';
 import type { Inventory } from '../docker/model.js';
 import { applyPlan, StalePlanError } from '../apply/apply.js';
-import { withLock } from '../host/lock.js';
+import { LockBusyError, withLock } from '../host/lock.js';
+import { renderMetrics } from '../state/metrics.js';
+import {
+  lastWhere,
+  readHistory,
+  recordRun,
+  writeAtomically,
+  type RunRecord,
+} from '../state/runs.js';
 import { hostFacts } from '../compile/host-facts.js';
 import { openLiveHost } from '../host/read-host.js';
 import { readSnapshot, writeSnapshot } from '../host/snapshot.js';
@@ -113,6 +122,8 @@ async function readPlanFile(path: string): Promise<string> {
   }
 }
 
+export type LogFormat = 'text' | 'json';
+
 export interface ApplyOptions extends HostOptions {
   readonly file: string;
   readonly lockFile: string;
@@ -121,6 +132,16 @@ export interface ApplyOptions extends HostOptions {
   readonly autoApprove: boolean;
   readonly quiet: boolean;
   readonly detailedExitcode: boolean;
+  readonly stateDir: string;
+  readonly metricsFile?: string;
+  readonly logFormat: LogFormat;
+}
+
+interface ApplyOutcome {
+  readonly exitCode: number;
+  readonly plan: Plan;
+  readonly changed: boolean;
+  readonly backend: string;
 }
 
 function appliedLine(plan: Plan): string {
@@ -128,12 +149,77 @@ function appliedLine(plan: Plan): string {
   return `Apply complete: ${add} added, ${change} changed, ${destroy} destroyed.\n`;
 }
 
+async function gitRevision(ctx: Context, file: string): Promise<string | undefined> {
+  try {
+    const result = await ctx.runner('git', ['-C', dirname(resolve(file)), 'rev-parse', 'HEAD']);
+    return result.exitCode === 0 ? result.stdout.trim() : undefined;
+  } catch {
+    return undefined; // no git on this host
+  }
+}
+
+/** Records the run and refreshes the metrics file; a failure here never fails the apply. */
+async function remember(ctx: Context, options: ApplyOptions, record: RunRecord): Promise<void> {
+  try {
+    await recordRun(options.stateDir, record);
+    if (options.metricsFile !== undefined) {
+      const history = await readHistory(options.stateDir);
+      const metrics = renderMetrics(history, {
+        version: TOOL_VERSION,
+        backend: record.backend ?? 'unknown',
+      });
+      await writeAtomically(options.metricsFile, metrics);
+    }
+  } catch (error) {
+    ctx.io.err(
+      `moat: warning: could not record this run in ${options.stateDir}: ${(error as Error).message}\n`,
+    );
+  }
+}
+
 export async function applyCommand(ctx: Context, options: ApplyOptions): Promise<number> {
-  const { policy, sha256 } = await loadValidPolicy(options.file, ctx.io, ctx.color);
-  const command = `moat apply -f ${options.file}${options.planFile === undefined ? '' : ` ${options.planFile}`}`;
-  return withLock(options.lockFile, options.lockTimeoutMs, command, () =>
-    applyLocked(ctx, options, policy, sha256),
-  );
+  const started = Date.now();
+  const base = {
+    time: new Date(started).toISOString(),
+    command: `moat apply -f ${options.file}${options.planFile === undefined ? '' : ` ${options.planFile}`}`,
+  };
+  let sha256: string | undefined;
+  try {
+    const loaded = await loadValidPolicy(options.file, ctx.io, ctx.color);
+    sha256 = loaded.sha256;
+    const outcome = await withLock(options.lockFile, options.lockTimeoutMs, base.command, () =>
+      applyLocked(ctx, options, loaded.policy, loaded.sha256),
+    );
+    const revision = await gitRevision(ctx, options.file);
+    const record: RunRecord = {
+      ...base,
+      duration_ms: Date.now() - started,
+      result: outcome.changed ? 'changed' : 'unchanged',
+      policy_sha256: loaded.sha256,
+      ...(revision === undefined ? {} : { git_revision: revision }),
+      changes: outcome.changed ? outcome.plan.summary : { add: 0, change: 0, destroy: 0 },
+      drift: outcome.changed && outcome.plan.steps.some((step) => step.reason === 'drift'),
+      backend: outcome.backend,
+    };
+    await remember(ctx, options, record);
+    if (options.logFormat === 'json')
+      ctx.io.out(JSON.stringify({ level: 'info', event: 'apply', ...record }) + '\n');
+    return outcome.exitCode;
+  } catch (error) {
+    // A busy lock means another run is doing the work: not a failure of this host.
+    if (!(error instanceof LockBusyError)) {
+      await remember(ctx, options, {
+        ...base,
+        duration_ms: Date.now() - started,
+        result: 'failed',
+        ...(sha256 === undefined ? {} : { policy_sha256: sha256 }),
+        changes: { add: 0, change: 0, destroy: 0 },
+        drift: false,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+    throw error;
+  }
 }
 
 async function applyLocked(
@@ -141,7 +227,7 @@ async function applyLocked(
   options: ApplyOptions,
   policy: Policy,
   sha256: string,
-): Promise<number> {
+): Promise<ApplyOutcome> {
   const host = await openLiveHost({ runner: ctx.runner, backend: options.backend, env: ctx.env });
   const inventory = await host.readInventory();
   let plan: Plan;
@@ -162,11 +248,10 @@ async function applyLocked(
     plan = planFor(policy, inventory, await host.readLive());
   }
 
-  if (isEmptyPlan(plan)) {
-    if (!options.quiet) ctx.io.out(renderPlanText(plan, { color: ctx.color }));
-    return ExitCode.ok;
-  }
-  if (!options.quiet) ctx.io.out(renderPlanText(plan, { color: ctx.color }));
+  const talk = options.logFormat === 'text' && !options.quiet;
+  if (talk) ctx.io.out(renderPlanText(plan, { color: ctx.color }));
+  if (isEmptyPlan(plan))
+    return { exitCode: ExitCode.ok, plan, changed: false, backend: host.backend };
   if (options.planFile === undefined && !options.autoApprove) {
     if (!ctx.io.interactive) {
       throw new UserError(
@@ -177,7 +262,7 @@ async function applyLocked(
     const answer = await ctx.io.ask('\nApply these changes? Only "yes" applies: ');
     if (answer.trim() !== 'yes') {
       ctx.io.err('Apply cancelled; nothing was changed.\n');
-      return ExitCode.error;
+      return { exitCode: ExitCode.error, plan, changed: false, backend: host.backend };
     }
   }
   await applyPlan(plan, {
@@ -186,8 +271,13 @@ async function applyLocked(
     readLive: () => host.readLive(),
     replan: (live) => planFor(policy, inventory, live),
   });
-  ctx.io.out(appliedLine(plan));
-  return changesExit(true, options.detailedExitcode);
+  if (options.logFormat === 'text') ctx.io.out(appliedLine(plan));
+  return {
+    exitCode: changesExit(true, options.detailedExitcode),
+    plan,
+    changed: true,
+    backend: host.backend,
+  };
 }
 
 export async function snapshotCommand(
@@ -200,4 +290,55 @@ export async function snapshotCommand(
     `Wrote a snapshot of this host to ${options.out}; plan against it with: moat plan --state ${options.out}\n`,
   );
   return ExitCode.ok;
+}
+
+export type HostStatus = 'Ready' | 'Drifted' | 'Failing';
+
+export async function statusCommand(
+  ctx: Context,
+  options: HostOptions & { file: string; stateDir: string; json: boolean },
+): Promise<number> {
+  const history = await readHistory(options.stateDir);
+  const last = history.runs.at(-1);
+  const lastSuccess = lastWhere(history, (r) => r.result !== 'failed');
+  const lastChange = lastWhere(history, (r) => r.result === 'changed');
+  const { policy } = await loadValidPolicy(options.file, ctx.io, ctx.color);
+  const host = await openLiveHost({ runner: ctx.runner, backend: options.backend, env: ctx.env });
+  const [live, inventory] = await Promise.all([host.readLive(), host.readInventory()]);
+  const plan = planFor(policy, inventory, live);
+  const drift = plan.steps.filter((s) => s.reason === 'drift').length;
+  const status: HostStatus =
+    last?.result === 'failed' ? 'Failing' : isEmptyPlan(plan) ? 'Ready' : 'Drifted';
+  if (options.json) {
+    const doc = {
+      status,
+      last_run: last ?? null,
+      last_success: lastSuccess?.time ?? null,
+      last_change: lastChange?.time ?? null,
+      pending: { steps: plan.steps.length, drift, summary: plan.summary },
+    };
+    ctx.io.out(JSON.stringify(doc, null, 2) + '\n');
+  } else {
+    const when = (r: RunRecord | undefined): string =>
+      r === undefined ? 'never' : `${r.time} (${r.result}${r.drift ? ', drift repaired' : ''})`;
+    ctx.io.out(
+      [
+        `Status:       ${status}`,
+        `Last run:     ${when(last)}${last?.error === undefined ? '' : `: ${last.error.split('\n')[0] ?? ''}`}`,
+        `Last success: ${lastSuccess?.time ?? 'never'}`,
+        `Last change:  ${when(lastChange)}`,
+        `Now:          ${
+          isEmptyPlan(plan)
+            ? 'the host matches the policy'
+            : `${plan.steps.length} step(s) pending, ${drift} of them drift (run \`moat plan\`)`
+        }`,
+        '',
+      ].join('\n'),
+    );
+  }
+  return status === 'Ready'
+    ? ExitCode.ok
+    : status === 'Drifted'
+      ? ExitCode.changes
+      : ExitCode.error;
 }

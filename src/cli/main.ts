@@ -7,12 +7,16 @@ import { Command, CommanderError, Option } from 'commander';
 import {
   applyCommand,
   planCommand,
+  statusCommand,
   showCommand,
   snapshotCommand,
   validateCommand,
   type Context,
+  type LogFormat,
 } from '../app/commands.js';
+import { DEFAULT_STATE_DIR } from '../state/runs.js';
 import type { Io } from '../app/io.js';
+import { watchCommand } from '../app/watch.js';
 import { TOOL_VERSION } from '../app/version.js';
 import { ExitCode, MoatError } from '../core/errors.js';
 import { execRunner } from '../host/exec-runner.js';
@@ -45,12 +49,17 @@ function context(program: Command): Context {
 
 const fileOption = (): Option =>
   new Option('-f, --file <path>', 'the policy file').default('firewall.yaml');
+const stateDirOption = (): Option =>
+  new Option('--state-dir <dir>', 'where moat records its runs')
+    .env('MOAT_STATE_DIR')
+    .default(DEFAULT_STATE_DIR);
 const backendOption = (): Option =>
   new Option('--backend <backend>', 'iptables backend')
     .choices(['auto', 'nft', 'legacy'])
     .default('auto');
 
 let exitCode: number = ExitCode.ok;
+let logFormat: LogFormat = 'text';
 
 function build(): Command {
   const program = new Command('moat')
@@ -111,11 +120,22 @@ function build(): Command {
     .option('--auto-approve', 'apply without asking')
     .option('--quiet', 'print nothing when nothing changed, one line when something did')
     .option('--detailed-exitcode', 'exit 0 when nothing changed, 2 when changes were applied')
-    .option('--lock-file <path>', 'the lock that keeps applies apart', DEFAULT_LOCK_PATH)
+    .addOption(
+      new Option('--lock-file <path>', 'the lock that keeps applies apart')
+        .env('MOAT_LOCK_FILE')
+        .default(DEFAULT_LOCK_PATH),
+    )
     .option(
       '--lock-timeout <duration>',
       'how long to wait for a busy lock (0, 30s, 2m); then exit 4',
       '0',
+    )
+    .addOption(stateDirOption())
+    .option('--metrics-file <path>', 'write a node_exporter textfile after each run')
+    .addOption(
+      new Option('--log-format <format>', 'text, or one JSON object per line')
+        .choices(['text', 'json'])
+        .default('text'),
     )
     .addOption(new Option('--state <dir>').hideHelp())
     .action(
@@ -130,29 +150,107 @@ function build(): Command {
           state?: string;
           lockFile: string;
           lockTimeout: string;
+          stateDir: string;
+          metricsFile?: string;
+          logFormat: LogFormat;
         },
       ) => {
         if (o.state !== undefined)
           throw new MoatError('apply changes a live host; it does not take --state', {
             code: 'usage',
           });
-        const quiet = o.quiet === true;
-        const ctx = context(program);
-        exitCode = await applyCommand(
-          quiet ? { ...ctx, io: { ...ctx.io, out: quietOut(ctx.io) } } : ctx,
+        logFormat = o.logFormat;
+        exitCode = await applyCommand(context(program), {
+          file: o.file,
+          backend: o.backend,
+          ...(planFile === undefined ? {} : { planFile }),
+          autoApprove: o.autoApprove === true,
+          lockFile: o.lockFile,
+          lockTimeoutMs: parseDuration(o.lockTimeout),
+          quiet: o.quiet === true,
+          detailedExitcode: o.detailedExitcode === true,
+          stateDir: o.stateDir,
+          ...(o.metricsFile === undefined ? {} : { metricsFile: o.metricsFile }),
+          logFormat: o.logFormat,
+        });
+      },
+    );
+
+  program
+    .command('watch')
+    .description('keep the host reconciled: follow Docker events and re-apply; SIGTERM stops it')
+    .addOption(fileOption())
+    .addOption(backendOption())
+    .option('--interval <duration>', 'also reconcile this often, to catch manual edits', '5m')
+    .option('--debounce <duration>', 'wait this long after a Docker event', '2s')
+    .addOption(
+      new Option('--lock-file <path>', 'the lock that keeps applies apart')
+        .env('MOAT_LOCK_FILE')
+        .default(DEFAULT_LOCK_PATH),
+    )
+    .option('--lock-timeout <duration>', 'how long each apply waits for a busy lock', '30s')
+    .addOption(stateDirOption())
+    .option('--metrics-file <path>', 'write a node_exporter textfile after each run')
+    .addOption(
+      new Option('--log-format <format>', 'text, or one JSON object per line')
+        .choices(['text', 'json'])
+        .default('text'),
+    )
+    .action(
+      async (o: {
+        file: string;
+        backend: 'auto';
+        interval: string;
+        debounce: string;
+        lockFile: string;
+        lockTimeout: string;
+        stateDir: string;
+        metricsFile?: string;
+        logFormat: LogFormat;
+      }) => {
+        logFormat = o.logFormat;
+        const stop = new AbortController();
+        const onSignal = (): void => {
+          stop.abort();
+        };
+        process.once('SIGTERM', onSignal);
+        process.once('SIGINT', onSignal);
+        exitCode = await watchCommand(
+          context(program),
           {
             file: o.file,
             backend: o.backend,
-            ...(planFile === undefined ? {} : { planFile }),
-            autoApprove: o.autoApprove === true,
+            autoApprove: true,
+            quiet: true,
+            detailedExitcode: false,
             lockFile: o.lockFile,
             lockTimeoutMs: parseDuration(o.lockTimeout),
-            quiet,
-            detailedExitcode: o.detailedExitcode === true,
+            stateDir: o.stateDir,
+            ...(o.metricsFile === undefined ? {} : { metricsFile: o.metricsFile }),
+            logFormat: o.logFormat,
+            intervalMs: parseDuration(o.interval),
+            debounceMs: parseDuration(o.debounce),
           },
+          stop.signal,
         );
       },
     );
+
+  program
+    .command('status')
+    .description('is the host as the policy says? Ready (exit 0), Drifted (2) or Failing (1)')
+    .addOption(fileOption())
+    .addOption(backendOption())
+    .addOption(stateDirOption())
+    .option('--json', 'as JSON')
+    .action(async (o: { file: string; backend: 'auto'; stateDir: string; json?: boolean }) => {
+      exitCode = await statusCommand(context(program), {
+        file: o.file,
+        backend: o.backend,
+        stateDir: o.stateDir,
+        json: o.json === true,
+      });
+    });
 
   program
     .command('show')
@@ -175,13 +273,6 @@ function build(): Command {
   return program;
 }
 
-/** Under --quiet only the one summary line reaches stdout. */
-function quietOut(target: Io): (text: string) => void {
-  return (text) => {
-    if (text.startsWith('Apply complete:')) target.out(text);
-  };
-}
-
 async function main(argv: readonly string[]): Promise<number> {
   const program = build();
   try {
@@ -191,8 +282,21 @@ async function main(argv: readonly string[]): Promise<number> {
     if (error instanceof CommanderError) {
       return error.exitCode === 0 ? ExitCode.ok : ExitCode.error;
     }
+    if (logFormat === 'json') {
+      const code = error instanceof MoatError ? error.code : 'internal';
+      const message = error instanceof Error ? error.message : String(error);
+      io.err(
+        JSON.stringify({
+          level: 'error',
+          event: 'error',
+          time: new Date().toISOString(),
+          code,
+          message,
+        }) + '\n',
+      );
+    }
     if (error instanceof MoatError && error.source === 'user') {
-      io.err(`moat: ${error.message}\n`);
+      if (logFormat !== 'json') io.err(`moat: ${error.message}\n`);
       return error.exitCode;
     }
     io.err(

@@ -39,11 +39,23 @@ export class PolicyDir {
   }
 }
 
+/** Run records and the lock of test runs stay in a temp dir, never /var/lib/moat or /run. */
+let scratch: string | undefined;
+export function scratchDir(): string {
+  scratch ??= mkdtempSync(join(tmpdir(), 'moat-run-'));
+  return scratch;
+}
+
 export function moat(
   host: HostRunner,
   args: readonly string[],
   env: Record<string, string> = {},
 ): CliResult {
   assertBuilt();
-  return host.execInHost(process.execPath, [CLI, ...args], { env: { NO_COLOR: '1', ...env } });
+  const defaults = {
+    NO_COLOR: '1',
+    MOAT_STATE_DIR: join(scratchDir(), 'state'),
+    MOAT_LOCK_FILE: join(scratchDir(), 'moat.lock'),
+  };
+  return host.execInHost(process.execPath, [CLI, ...args], { env: { ...defaults, ...env } });
 }
