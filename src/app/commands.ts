@@ -243,7 +243,14 @@ async function applyLocked(
         `${options.planFile} was made by moat ${saved.toolVersion ?? '?'}, this is ${TOOL_VERSION}; nothing was applied. Plan again.`,
       );
     }
-    plan = saved.plan;
+    // Apply only what moat itself computes now: a saved plan is a confirmation of intent, so
+    // a plan file edited by hand (or made for another host state) can never inject a rule.
+    plan = planFor(policy, inventory, await host.readLive());
+    if (JSON.stringify(plan.steps) !== JSON.stringify(saved.plan.steps)) {
+      throw new StalePlanError(
+        `the host or its containers changed since ${options.planFile} was made (or the file was edited); nothing was applied. Plan again.`,
+      );
+    }
   } else {
     plan = planFor(policy, inventory, await host.readLive());
   }

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DockerSandbox } from '../support/docker-sandbox.js';
 import { CLI, moat, PolicyDir, scratchDir } from '../support/moat-cli.js';
@@ -87,6 +87,26 @@ describeWith(['root', 'dockerd', 'iptables', 'ip', 'busybox', 'curl'], 'operatio
     expect(status.status).toBe(1);
   });
 
+  test('a saved plan applies; a hand-edited one cannot inject a rule (exit 3, host unchanged)', () => {
+    const planFile = join(policy.dir, 'plan.json');
+    const opened = policy.dir + '/open.yaml';
+    writeFileSync(opened, 'version: 1\ncontainers: {}\n');
+    expect(run(['plan', '-f', opened, '--out', planFile]).status).toBe(0);
+    const doc = readFileSync(planFile, 'utf8');
+    const tampered = doc.replace('-j MOAT-FORWARD', '-j ACCEPT');
+    expect(tampered).not.toBe(doc);
+    writeFileSync(planFile, tampered);
+    const before = save();
+    const refused = run(['apply', '-f', opened, planFile]);
+    expect(refused.status).toBe(3);
+    expect(refused.stderr).toContain('nothing was applied');
+    expect(save()).toBe(before);
+    writeFileSync(planFile, doc);
+    expect(run(['apply', '-f', opened, planFile]).status).toBe(0);
+    expect(save()).not.toContain('MOAT');
+    expect(run(['apply', '-f', policy.file, '--auto-approve']).status).toBe(0);
+  });
+
   test('watch protects a new container within seconds of docker run, and stops on SIGTERM', async () => {
     const child = spawn(
       'nsenter',
@@ -117,7 +137,9 @@ describeWith(['root', 'dockerd', 'iptables', 'ip', 'busybox', 'curl'], 'operatio
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     const exited = new Promise<number | null>((resolve) =>
-      child.on('exit', (code) => resolve(code)),
+      child.on('exit', (code) => {
+        resolve(code);
+      }),
     );
     try {
       const deadline = (ms: number) => Date.now() + ms;
@@ -144,7 +166,11 @@ describeWith(['root', 'dockerd', 'iptables', 'ip', 'busybox', 'curl'], 'operatio
       child.kill('SIGTERM');
       const code = await Promise.race([
         exited,
-        new Promise((r) => setTimeout(() => r('timeout'), 15_000)),
+        new Promise((r) =>
+          setTimeout(() => {
+            r('timeout');
+          }, 15_000),
+        ),
       ]);
       if (code === 'timeout') child.kill('SIGKILL');
       expect(code).toBe(0);
