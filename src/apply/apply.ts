@@ -40,16 +40,17 @@ export class ApplyFailedError extends MoatError {
   }
 }
 
-async function checkScripts(env: ApplyEnvironment, scripts: RestoreScripts): Promise<void> {
+/** One restore transaction per family that has changes; `--test` only checks them. */
+async function restoreFamilies(
+  env: ApplyEnvironment,
+  scripts: RestoreScripts,
+  mode: 'test' | 'commit',
+): Promise<void> {
+  const args = mode === 'test' ? ['--noflush', '--test', '-w', '5'] : ['--noflush', '-w', '5'];
   for (const family of FAMILIES) {
     const script = scripts.families[family];
     if (script === undefined) continue;
-    await runChecked(
-      env.runner,
-      toolFor(env.backend, family, 'restore'),
-      ['--noflush', '--test', '-w', '5'],
-      script,
-    );
+    await runChecked(env.runner, toolFor(env.backend, family, 'restore'), args, script);
   }
 }
 
@@ -61,17 +62,8 @@ async function runScripts(
   if (scripts.ipsetBefore !== undefined)
     await runChecked(env.runner, 'ipset', ['restore'], scripts.ipsetBefore);
   // Checked after the new sets exist, since rules may reference them.
-  if (options.test) await checkScripts(env, scripts);
-  for (const family of FAMILIES) {
-    const script = scripts.families[family];
-    if (script === undefined) continue;
-    await runChecked(
-      env.runner,
-      toolFor(env.backend, family, 'restore'),
-      ['--noflush', '-w', '5'],
-      script,
-    );
-  }
+  if (options.test) await restoreFamilies(env, scripts, 'test');
+  await restoreFamilies(env, scripts, 'commit');
   if (scripts.ipsetAfter !== undefined)
     await runChecked(env.runner, 'ipset', ['restore'], scripts.ipsetAfter);
 }

@@ -58,6 +58,28 @@ const backendOption = (): Option =>
     .choices(['auto', 'nft', 'legacy'])
     .default('auto');
 
+/** The options every command that applies shares: lock, run record, metrics, log format. */
+function withRunOptions(command: Command, lockTimeout: string): Command {
+  return command
+    .addOption(
+      new Option('--lock-file <path>', 'the lock that keeps applies apart')
+        .env('MOAT_LOCK_FILE')
+        .default(DEFAULT_LOCK_PATH),
+    )
+    .option(
+      '--lock-timeout <duration>',
+      'how long to wait for a busy lock (0, 30s, 2m); then exit 4',
+      lockTimeout,
+    )
+    .addOption(stateDirOption())
+    .option('--metrics-file <path>', 'write a node_exporter textfile after each run')
+    .addOption(
+      new Option('--log-format <format>', 'text, or one JSON object per line')
+        .choices(['text', 'json'])
+        .default('text'),
+    );
+}
+
 let exitCode: number = ExitCode.ok;
 let logFormat: LogFormat = 'text';
 
@@ -111,8 +133,7 @@ function build(): Command {
       },
     );
 
-  program
-    .command('apply')
+  withRunOptions(program.command('apply'), '0')
     .description('make the host match the policy (or exactly a saved plan) in one transaction')
     .argument('[planfile]', 'a plan saved by `moat plan --out`')
     .addOption(fileOption())
@@ -120,23 +141,6 @@ function build(): Command {
     .option('--auto-approve', 'apply without asking')
     .option('--quiet', 'print nothing when nothing changed, one line when something did')
     .option('--detailed-exitcode', 'exit 0 when nothing changed, 2 when changes were applied')
-    .addOption(
-      new Option('--lock-file <path>', 'the lock that keeps applies apart')
-        .env('MOAT_LOCK_FILE')
-        .default(DEFAULT_LOCK_PATH),
-    )
-    .option(
-      '--lock-timeout <duration>',
-      'how long to wait for a busy lock (0, 30s, 2m); then exit 4',
-      '0',
-    )
-    .addOption(stateDirOption())
-    .option('--metrics-file <path>', 'write a node_exporter textfile after each run')
-    .addOption(
-      new Option('--log-format <format>', 'text, or one JSON object per line')
-        .choices(['text', 'json'])
-        .default('text'),
-    )
     .addOption(new Option('--state <dir>').hideHelp())
     .action(
       async (
@@ -176,26 +180,12 @@ function build(): Command {
       },
     );
 
-  program
-    .command('watch')
+  withRunOptions(program.command('watch'), '30s')
     .description('keep the host reconciled: follow Docker events and re-apply; SIGTERM stops it')
     .addOption(fileOption())
     .addOption(backendOption())
     .option('--interval <duration>', 'also reconcile this often, to catch manual edits', '5m')
     .option('--debounce <duration>', 'wait this long after a Docker event', '2s')
-    .addOption(
-      new Option('--lock-file <path>', 'the lock that keeps applies apart')
-        .env('MOAT_LOCK_FILE')
-        .default(DEFAULT_LOCK_PATH),
-    )
-    .option('--lock-timeout <duration>', 'how long each apply waits for a busy lock', '30s')
-    .addOption(stateDirOption())
-    .option('--metrics-file <path>', 'write a node_exporter textfile after each run')
-    .addOption(
-      new Option('--log-format <format>', 'text, or one JSON object per line')
-        .choices(['text', 'json'])
-        .default('text'),
-    )
     .action(
       async (o: {
         file: string;
