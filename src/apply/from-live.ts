@@ -46,6 +46,7 @@ export function desiredFromLive(live: LiveNetfilter): DesiredState {
     families: { ipv4: familyFromLive(live, 'ipv4'), ipv6: familyFromLive(live, 'ipv6') },
     ipsets,
     exposures: [],
+    egress: [],
     warnings: [],
   };
 }

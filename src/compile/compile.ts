@@ -25,6 +25,7 @@ import type {
   DesiredFamily,
   DesiredIpset,
   DesiredState,
+  EgressExposure,
   OwnedChain,
   OwnedJump,
   OwnedRule,
@@ -352,6 +353,32 @@ class Compiler {
     };
   }
 
+  egressExposures(): EgressExposure[] {
+    const out: EgressExposure[] = [];
+    const groups = [
+      ...this.policy.containers.map((g) => ({ name: g.name, egress: g.egress })),
+      { name: '', egress: undefined },
+    ];
+    for (const group of groups) {
+      const egress = this.effectiveEgress(group.egress);
+      if (egress === undefined) continue;
+      const containers = this.inventory.containers
+        .filter(
+          (c) =>
+            c.state === 'running' && (this.selection.egressOwner.get(c.name) ?? '') === group.name,
+        )
+        .map((c) => c.name);
+      const name = group.name === '' ? '(ungrouped)' : group.name;
+      out.push({
+        group: name,
+        containers,
+        chain: egressChainName(name),
+        reach: describeEgress(egress),
+      });
+    }
+    return out;
+  }
+
   exposures(entries: ReturnType<Compiler['ingressEntries']>): PortExposure[] {
     const out: PortExposure[] = [];
     for (const entry of entries) {
@@ -390,9 +417,38 @@ class Compiler {
       families,
       ipsets,
       exposures: this.exposures(entries),
+      egress: this.egressExposures(),
       warnings: this.warnings,
     };
   }
+}
+
+function describeDestinations(rules: readonly EgressRule[]): string {
+  return rules
+    .map((rule) => {
+      const to = rule.to
+        .map((d) =>
+          d.kind === 'any'
+            ? 'anywhere'
+            : d.kind === 'cidr'
+              ? d.block.cidr
+              : `${d.kind}:${d.kind === 'ipset' ? d.set : d.group}`,
+        )
+        .join(', ');
+      return rule.ports === undefined ? to : `${to} (${rule.ports.map(portLabel).join(', ')})`;
+    })
+    .join(', ');
+}
+
+/** `may not reach 10.0.0.0/8`, `may reach only ipset:allowed (443/tcp); never 10.0.0.0/8`. */
+export function describeEgress(egress: EgressPolicy): string {
+  const never = describeDestinations(egress.deny);
+  if (egress.default === 'allow')
+    return never === '' ? 'may reach anything' : `may not reach ${never}`;
+  const only = describeDestinations(egress.allow);
+  const allowed =
+    only === '' ? 'may reach nothing (routed or to the host)' : `may reach only ${only}`;
+  return never === '' ? allowed : `${allowed}; never ${never}`;
 }
 
 /** `host only`, `anyone`, or `host, 198.51.100.0/24, ipset:office, container:web`. */

@@ -50,6 +50,16 @@ export interface PortExposure {
   readonly reach: string;
 }
 
+/** What a group's containers may reach, for the plan's words. */
+export interface EgressExposure {
+  readonly group: string;
+  readonly containers: readonly string[];
+  /** The group's MOAT-EGR chain, to tell whether a plan touches it. */
+  readonly chain: string;
+  /** `may not reach 192.0.2.0/24`, `may reach only ipset:allowed (443/tcp); never 10.0.0.0/8`. */
+  readonly reach: string;
+}
+
 export interface PlanWarning {
   readonly code: string;
   readonly message: string;
@@ -59,5 +69,6 @@ export interface DesiredState {
   readonly families: Readonly<Record<Family, DesiredFamily>>;
   readonly ipsets: readonly DesiredIpset[];
   readonly exposures: readonly PortExposure[];
+  readonly egress: readonly EgressExposure[];
   readonly warnings: readonly PlanWarning[];
 }

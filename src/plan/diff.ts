@@ -326,6 +326,7 @@ export function diff(desired: DesiredState, live: LiveNetfilter): Plan {
     steps,
     summary: summarise(steps),
     exposures: desired.exposures,
+    egress: desired.egress,
     previousExposures: liveExposures(live),
     warnings: desired.warnings,
     digests,

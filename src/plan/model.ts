@@ -3,7 +3,7 @@
  * renderings of this one model; apply executes it.
  */
 import type { Family, IpsetType } from '../policy/model.js';
-import type { PlanWarning, PortExposure } from '../compile/model.js';
+import type { EgressExposure, PlanWarning, PortExposure } from '../compile/model.js';
 
 export const PLAN_FORMAT_VERSION = 1;
 
@@ -112,6 +112,8 @@ export interface Plan {
   readonly steps: readonly PlanStep[];
   readonly summary: PlanSummary;
   readonly exposures: readonly PortExposure[];
+  /** What each group with egress rules may reach under the new policy. */
+  readonly egress: readonly EgressExposure[];
   /** What the host said before: port → reach, for the plan's "(was: …)". */
   readonly previousExposures: readonly PortExposure[];
   readonly warnings: readonly PlanWarning[];

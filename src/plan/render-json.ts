@@ -8,6 +8,7 @@ export interface PlanDocument {
   readonly summary: Plan['summary'];
   readonly steps: Plan['steps'];
   readonly exposures: Plan['exposures'];
+  readonly egress: Plan['egress'];
   readonly previous_exposures: Plan['previousExposures'];
   readonly warnings: Plan['warnings'];
   readonly digests: Plan['digests'];
@@ -26,6 +27,7 @@ export function planDocument(
     summary: plan.summary,
     steps: plan.steps,
     exposures: plan.exposures,
+    egress: plan.egress,
     previous_exposures: plan.previousExposures,
     warnings: plan.warnings,
     digests: plan.digests,
@@ -71,6 +73,7 @@ export function planFromDocument(
       steps: doc.steps,
       summary: doc.summary,
       exposures: doc.exposures ?? [],
+      egress: doc.egress ?? [],
       previousExposures: doc.previous_exposures ?? [],
       warnings: doc.warnings ?? [],
       digests: doc.digests,

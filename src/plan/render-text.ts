@@ -96,6 +96,43 @@ function exposureLines(plan: Plan): string[] {
   return lines;
 }
 
+/** Egress in words, for the groups whose chain or jumps this plan touches. */
+function egressLines(plan: Plan): string[] {
+  const touched = new Set<string>();
+  for (const step of plan.steps) {
+    if ('chain' in step) touched.add(step.chain);
+    const rules = 'add' in step && step.kind === 'update-chain' ? step.add.map((r) => r.spec) : [];
+    const specs = [
+      ...rules,
+      ...(step.kind === 'create-chain' ? step.rules.map((r) => r.spec) : []),
+      ...('remove' in step ? step.remove : []),
+    ];
+    for (const spec of specs) {
+      const target = /-j (MOAT-EGR-\S+)/.exec(spec)?.[1];
+      if (target !== undefined) touched.add(target);
+    }
+  }
+  const lines = plan.egress
+    .filter((e) => touched.has(e.chain))
+    .map((e) => {
+      const who = e.containers.length === 0 ? 'no running container' : e.containers.join(', ');
+      return `  ${e.group} egress (${who}): ${e.reach}`;
+    });
+  const wanted = new Set(plan.egress.map((e) => e.chain));
+  for (const step of plan.steps) {
+    if (
+      step.kind === 'delete-chain' &&
+      step.chain.startsWith('MOAT-EGR-') &&
+      !wanted.has(step.chain)
+    ) {
+      lines.push(
+        `  egress limits of ${step.chain} removed: its containers may reach anything again`,
+      );
+    }
+  }
+  return lines;
+}
+
 export function renderPlanText(plan: Plan, options: TextOptions): string {
   const paint = painter(options.color);
   const out: string[] = [];
@@ -109,6 +146,10 @@ export function renderPlanText(plan: Plan, options: TextOptions): string {
   const exposure = exposureLines(plan);
   if (exposure.length > 0) {
     out.push(paint('bold', 'Published ports:'), ...exposure, '');
+  }
+  const egress = egressLines(plan);
+  if (egress.length > 0) {
+    out.push(paint('bold', 'Egress:'), ...egress, '');
   }
   if (change.length > 0) {
     out.push(paint('bold', 'moat will:'));
