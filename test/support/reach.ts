@@ -1,0 +1,58 @@
+/**
+ * Probes for end-to-end tests: can this container open a TCP connection and get an HTTP answer,
+ * and what HTTP status does a client namespace get from a given local address.
+ */
+import { spawnSync } from 'node:child_process';
+import type { NetNs } from './netns.js';
+
+/** Something that runs the docker CLI against the sandbox's daemon (a DockerSandbox). */
+export interface DockerRunner {
+  docker(args: readonly string[], input?: string): string;
+}
+
+/**
+ * Whether `container` gets an HTTP answer from ADDRESS:PORT. Runs busybox nc inside it (busybox
+ * wget segfaults in the scratch image); `-w 3` bounds the connect, and the server closes after
+ * answering an HTTP/1.0 request.
+ */
+export function httpFromContainer(
+  runner: DockerRunner,
+  container: string,
+  address: string,
+  port = 80,
+): boolean {
+  const out = runner.docker([
+    'exec',
+    container,
+    'sh',
+    '-c',
+    `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${address} ${port} || true`,
+  ]);
+  return /^HTTP\/1\.[01] \d{3}/.test(out);
+}
+
+/**
+ * The HTTP status a client in `ns` gets ('000' = not reached), optionally from one of its own
+ * addresses (`curl --interface`).
+ */
+export function httpStatusIn(ns: NetNs, url: string, fromAddress?: string): string {
+  const result = spawnSync(
+    'nsenter',
+    [
+      `--net=${ns.path}`,
+      'curl',
+      '-s',
+      '-g',
+      '-m',
+      '3',
+      ...(fromAddress === undefined ? [] : ['--interface', fromAddress]),
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      url,
+    ],
+    { encoding: 'utf8', timeout: 10_000 },
+  );
+  return result.stdout.trim() === '' ? '000' : result.stdout.trim();
+}
