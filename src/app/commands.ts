@@ -8,6 +8,9 @@ import { compile } from '../compile/compile.js';
 import { ExitCode, UserError } from '../core/errors.js';
 import type { CommandRunner } from '../core/runner.js';
 import type { Inventory } from '../docker/model.js';
+import { resolveDockerEndpoint } from '../docker/endpoint.js';
+import { readInventory } from '../docker/inventory.js';
+import { initialPolicy } from '../init/generate.js';
 import { applyPlan, StalePlanError } from '../apply/apply.js';
 import { LockBusyError, withLock } from '../host/lock.js';
 import { renderMetrics } from '../state/metrics.js';
@@ -348,4 +351,29 @@ export async function statusCommand(
     : status === 'Drifted'
       ? ExitCode.changes
       : ExitCode.error;
+}
+
+/** `moat init`: a firewall.yaml that reproduces today's exposure, so the first plan is empty. */
+export async function initCommand(
+  ctx: Context,
+  options: { out?: string; force: boolean },
+): Promise<number> {
+  const endpoint = resolveDockerEndpoint(ctx.env);
+  const text = initialPolicy(await readInventory(endpoint));
+  if (options.out === undefined) {
+    ctx.io.out(text);
+    return ExitCode.ok;
+  }
+  try {
+    await writeFile(options.out, text, { flag: options.force ? 'w' : 'wx' });
+  } catch (error) {
+    if ((error as { code?: string }).code === 'EEXIST') {
+      throw new UserError(`${options.out} exists; pass --force to overwrite it`, 'exists');
+    }
+    throw new UserError(`cannot write ${options.out}: ${(error as Error).message}`, 'not-writable');
+  }
+  ctx.io.out(
+    `Wrote ${options.out}. Check it with: moat plan -f ${options.out} (it should show no changes)\n`,
+  );
+  return ExitCode.ok;
 }

@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline/promises';
 import { Command, CommanderError, Option } from 'commander';
 import {
   applyCommand,
+  initCommand,
   planCommand,
   statusCommand,
   showCommand,
@@ -239,6 +240,18 @@ function build(): Command {
         backend: o.backend,
         stateDir: o.stateDir,
         json: o.json === true,
+      });
+    });
+
+  program
+    .command('init')
+    .description("write a firewall.yaml that reproduces the running containers' exposure today")
+    .option('--out <file>', 'write to this file instead of standard output')
+    .option('--force', 'overwrite --out if it exists')
+    .action(async (o: { out?: string; force?: boolean }) => {
+      exitCode = await initCommand(context(program), {
+        ...(o.out === undefined ? {} : { out: o.out }),
+        force: o.force === true,
       });
     });
 

@@ -40,6 +40,17 @@ describeWith(['root', 'dockerd', 'iptables', 'ip', 'busybox', 'curl'], 'operatio
     policy.remove();
   }, 120_000);
 
+  test("init writes a policy that reproduces today's exposure: its first plan is empty", () => {
+    const file = join(policy.dir, 'init.yaml');
+    const written = run(['init', '--out', file]);
+    expect(written.status).toBe(0);
+    expect(readFileSync(file, 'utf8')).toMatch(/ghost:[\s\S]*2368\/tcp[\s\S]*from: \[any\]/);
+    const plan = run(['plan', '-f', file, '--detailed-exitcode']);
+    expect(plan.stdout).toContain('No changes.');
+    expect(plan.status).toBe(0);
+    expect(run(['init', '--out', file]).stderr).toContain('--force');
+  });
+
   test('apply records the run and writes the metrics file; status says Ready', () => {
     const applied = run(['apply', '-f', policy.file, '--auto-approve', '--metrics-file', metrics]);
     expect(applied.status).toBe(0);
