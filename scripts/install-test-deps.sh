@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 need=()
 for pair in iptables-legacy-restore:iptables ipset:ipset ip:iproute2 dockerd:docker.io \
             busybox:busybox-static curl:curl nsenter:util-linux \
-            ping:iputils-ping; do
+            ping:iputils-ping systemd-analyze:systemd ansible-playbook:ansible-core; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
 done
 if ! command -v node >/dev/null 2>&1; then need+=(nodejs npm); fi

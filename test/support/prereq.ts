@@ -6,7 +6,16 @@ import { execFileSync } from 'node:child_process';
 import { describe, test } from '@jest/globals';
 
 export type Prerequisite =
-  'root' | 'iptables' | 'iptables-legacy' | 'ipset' | 'ip' | 'dockerd' | 'busybox' | 'curl';
+  | 'root'
+  | 'iptables'
+  | 'iptables-legacy'
+  | 'ipset'
+  | 'ip'
+  | 'dockerd'
+  | 'busybox'
+  | 'curl'
+  | 'systemd-analyze'
+  | 'ansible-playbook';
 
 const COMMANDS: Record<Exclude<Prerequisite, 'root'>, string> = {
   iptables: 'iptables-nft-restore',
@@ -16,6 +25,8 @@ const COMMANDS: Record<Exclude<Prerequisite, 'root'>, string> = {
   dockerd: 'dockerd',
   busybox: 'busybox',
   curl: 'curl',
+  'systemd-analyze': 'systemd-analyze',
+  'ansible-playbook': 'ansible-playbook',
 };
 
 function hasCommand(name: string): boolean {
