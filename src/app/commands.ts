@@ -12,7 +12,7 @@ import { resolveDockerEndpoint } from '../docker/endpoint.js';
 import { readInventory } from '../docker/inventory.js';
 import { initialPolicy } from '../init/generate.js';
 import { applyPlan, StalePlanError } from '../apply/apply.js';
-import { LockBusyError, withLock } from '../host/lock.js';
+import { withLock } from '../host/lock.js';
 import { renderMetrics } from '../state/metrics.js';
 import {
   lastWhere,
@@ -34,7 +34,7 @@ import { formatDiagnostic } from '../policy/format.js';
 import { loadPolicyFile } from '../policy/load.js';
 import type { Policy } from '../policy/model.js';
 import type { Io } from './io.js';
-import { loadValidPolicy } from './policy-input.js';
+import { loadValidPolicy, type LoadedPolicy } from './policy-input.js';
 import { TOOL_VERSION } from './version.js';
 
 export interface Context {
@@ -186,13 +186,32 @@ export async function applyCommand(ctx: Context, options: ApplyOptions): Promise
     time: new Date(started).toISOString(),
     command: `moat apply -f ${options.file}${options.planFile === undefined ? '' : ` ${options.planFile}`}`,
   };
-  let sha256: string | undefined;
+  const failed = (error: unknown, sha256?: string): RunRecord => ({
+    ...base,
+    duration_ms: Date.now() - started,
+    result: 'failed',
+    ...(sha256 === undefined ? {} : { policy_sha256: sha256 }),
+    changes: { add: 0, change: 0, destroy: 0 },
+    drift: false,
+    error: error instanceof Error ? error.message : String(error),
+  });
+  let loaded: LoadedPolicy;
   try {
-    const loaded = await loadValidPolicy(options.file, ctx.io, ctx.color);
-    sha256 = loaded.sha256;
-    const outcome = await withLock(options.lockFile, options.lockTimeoutMs, base.command, () =>
-      applyLocked(ctx, options, loaded.policy, loaded.sha256),
-    );
+    loaded = await loadValidPolicy(options.file, ctx.io, ctx.color);
+  } catch (error) {
+    await remember(ctx, options, failed(error));
+    throw error;
+  }
+  // The run is recorded under the lock too, so runs finishing together never lose a record.
+  // A busy lock means another run is doing the work: nothing to record.
+  return withLock(options.lockFile, options.lockTimeoutMs, base.command, async () => {
+    let outcome: ApplyOutcome;
+    try {
+      outcome = await applyLocked(ctx, options, loaded.policy, loaded.sha256);
+    } catch (error) {
+      await remember(ctx, options, failed(error, loaded.sha256));
+      throw error;
+    }
     const revision = await gitRevision(ctx, options.file);
     const record: RunRecord = {
       ...base,
@@ -205,24 +224,11 @@ export async function applyCommand(ctx: Context, options: ApplyOptions): Promise
       backend: outcome.backend,
     };
     await remember(ctx, options, record);
-    if (options.logFormat === 'json')
+    if (options.logFormat === 'json') {
       ctx.io.out(JSON.stringify({ level: 'info', event: 'apply', ...record }) + '\n');
-    return outcome.exitCode;
-  } catch (error) {
-    // A busy lock means another run is doing the work: not a failure of this host.
-    if (!(error instanceof LockBusyError)) {
-      await remember(ctx, options, {
-        ...base,
-        duration_ms: Date.now() - started,
-        result: 'failed',
-        ...(sha256 === undefined ? {} : { policy_sha256: sha256 }),
-        changes: { add: 0, change: 0, destroy: 0 },
-        drift: false,
-        error: error instanceof Error ? error.message : String(error),
-      });
     }
-    throw error;
-  }
+    return outcome.exitCode;
+  });
 }
 
 async function applyLocked(

@@ -4,7 +4,7 @@
  * left by a killed run (even SIGKILL) goes stale after STALE_MS and the next run takes it over.
  * Who holds it is written beside, so a busy lock can name its holder.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import lockfile from 'proper-lockfile';
 import { ExitCode, MoatError } from '../core/errors.js';
 
@@ -29,13 +29,33 @@ interface Holder {
   readonly since: string;
 }
 
-async function describeHolder(path: string): Promise<string> {
+function isRunning(pid: number): boolean {
   try {
-    const holder = JSON.parse(await readFile(holderPath(path), 'utf8')) as Holder;
-    return `held by pid ${holder.pid} (${holder.command}) since ${holder.since}`;
-  } catch {
-    return 'held by another moat run';
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: string }).code === 'EPERM';
   }
+}
+
+/**
+ * Who holds the lock. The holder writes its file just after taking the lock and removes it just
+ * before releasing, so a missing file means a run that is starting or finishing: look again
+ * briefly before saying so.
+ */
+async function describeHolder(path: string): Promise<string> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      const holder = JSON.parse(await readFile(holderPath(path), 'utf8')) as Holder;
+      const where = `pid ${holder.pid} (${holder.command}) since ${holder.since}`;
+      return isRunning(holder.pid)
+        ? `held by ${where}`
+        : `held by ${where}, which is no longer running; the lock goes stale ${STALE_MS / 1000} s after it died`;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  return 'held by another moat run that is starting or finishing';
 }
 
 /** Parses `0`, `30`, `500ms`, `30s`, `2m`; returns milliseconds. */
@@ -86,6 +106,7 @@ export async function withLock<T>(
     await writeFile(holderPath(path), JSON.stringify(holder) + '\n');
     return await work();
   } finally {
+    await rm(holderPath(path), { force: true }).catch(() => undefined);
     await release().catch(() => undefined);
   }
 }
