@@ -27,7 +27,12 @@ describeWith(['root', 'dockerd', 'iptables', 'ip', 'busybox', 'curl'], 'operatio
   const policy = new PolicyDir();
   const metrics = join(policy.dir, 'moat.prom');
   const run = (args: string[]) => moat(sandbox, args, sandbox.env);
-  const save = () => sandbox.execInHost('iptables-save', ['-t', 'filter']).stdout;
+  const save = () =>
+    sandbox
+      .execInHost('iptables-save', ['-t', 'filter'])
+      .stdout.split('\n')
+      .filter((line) => !line.startsWith('#')) // "Generated … on <time>"
+      .join('\n');
 
   beforeAll(async () => {
     sandbox = await DockerSandbox.start();
