@@ -28,7 +28,6 @@ import type {
   EgressExposure,
   OwnedChain,
   OwnedJump,
-  OwnedRule,
   PlanWarning,
   PortExposure,
 } from './model.js';
@@ -108,6 +107,22 @@ function publishedPorts(containers: readonly DockerContainer[]): PortRange[] {
     }
   }
   return out;
+}
+
+/** Published ports and the sources allowed to reach them. */
+interface IngressEntry {
+  readonly group?: string;
+  readonly ports: PortRange[];
+  readonly sources: readonly IngressSource[];
+}
+
+/** A group whose containers' egress moat governs, with those containers. */
+interface EgressGroup {
+  /** The group's name, or `(ungrouped)` for containers no group selects. */
+  readonly name: string;
+  readonly egress: EgressPolicy;
+  readonly containers: readonly DockerContainer[];
+  readonly chain: string;
 }
 
 class Compiler {
@@ -195,12 +210,8 @@ class Compiler {
   }
 
   /** Ports named by a rule, the sources allowed, and what the plan says of them. */
-  private ingressEntries(): {
-    group?: string;
-    ports: PortRange[];
-    sources: readonly IngressSource[];
-  }[] {
-    const entries: { group?: string; ports: PortRange[]; sources: readonly IngressSource[] }[] = [];
+  private ingressEntries(): IngressEntry[] {
+    const entries: IngressEntry[] = [];
     const named: PortRange[] = [];
     for (const group of this.policy.containers) {
       for (const rule of group.ingress) {
@@ -259,7 +270,7 @@ class Compiler {
 
   compileFamily(
     family: Family,
-    entries: ReturnType<Compiler['ingressEntries']>,
+    entries: IngressEntry[],
     ipsets: readonly DesiredIpset[],
   ): DesiredFamily {
     const chains = new Map<string, string[]>();
@@ -288,32 +299,20 @@ class Compiler {
       }
     }
 
-    const governed = new Map<string, DockerContainer[]>();
-    for (const c of this.inventory.containers) {
-      if (c.state !== 'running') continue;
-      const owner = this.selection.egressOwner.get(c.name) ?? '';
-      governed.set(owner, [...(governed.get(owner) ?? []), c]);
-    }
-    const groups = [
-      ...this.policy.containers.map((g) => ({ name: g.name, egress: g.egress })),
-      { name: '', egress: undefined }, // containers no group selects
-    ];
-    for (const group of groups) {
-      const egress = this.effectiveEgress(group.egress);
-      if (egress === undefined) continue;
+    for (const group of this.egressGroups()) {
       const body = [
-        ...this.egressRules(egress.deny, family, 'DROP'),
-        ...(egress.default === 'deny' ? this.egressRules(egress.allow, family, 'RETURN') : []),
+        ...this.egressRules(group.egress.deny, family, 'DROP'),
+        ...(group.egress.default === 'deny'
+          ? this.egressRules(group.egress.allow, family, 'RETURN')
+          : []),
       ];
-      if (egress.default === 'deny') body.push('-j DROP');
-      if (body.length === 0) continue;
-      const chain = egressChainName(group.name === '' ? '(ungrouped)' : group.name);
-      const addresses = addressesOf(governed.get(group.name) ?? [], family);
-      if (addresses.length === 0) continue;
-      chains.set(chain, [...new Set(body)]);
+      if (group.egress.default === 'deny') body.push('-j DROP');
+      const addresses = addressesOf(group.containers, family);
+      if (body.length === 0 || addresses.length === 0) continue;
+      chains.set(group.chain, [...new Set(body)]);
       for (const address of addresses) {
-        forward.push(`-s ${address} -j ${chain}`);
-        input.push(`-s ${address} -j ${chain}`);
+        forward.push(`-s ${address} -j ${group.chain}`);
+        input.push(`-s ${address} -j ${group.chain}`);
       }
     }
 
@@ -353,33 +352,37 @@ class Compiler {
     };
   }
 
-  egressExposures(): EgressExposure[] {
-    const out: EgressExposure[] = [];
-    const groups = [
-      ...this.policy.containers.map((g) => ({ name: g.name, egress: g.egress })),
-      { name: '', egress: undefined },
-    ];
-    for (const group of groups) {
-      const egress = this.effectiveEgress(group.egress);
-      if (egress === undefined) continue;
-      const containers = this.inventory.containers
-        .filter(
-          (c) =>
-            c.state === 'running' && (this.selection.egressOwner.get(c.name) ?? '') === group.name,
-        )
-        .map((c) => c.name);
-      const name = group.name === '' ? '(ungrouped)' : group.name;
-      out.push({
-        group: name,
-        containers,
-        chain: egressChainName(name),
-        reach: describeEgress(egress),
-      });
+  /** Groups with egress rules (or under `defaults.egress: deny`), each with its containers. */
+  private egressGroups(): EgressGroup[] {
+    const governed = new Map<string, DockerContainer[]>();
+    for (const c of this.inventory.containers) {
+      if (c.state !== 'running') continue;
+      const owner = this.selection.egressOwner.get(c.name) ?? '';
+      governed.set(owner, [...(governed.get(owner) ?? []), c]);
     }
-    return out;
+    const groups = [
+      ...this.policy.containers.map((g) => ({ key: g.name, egress: g.egress })),
+      { key: '', egress: undefined }, // containers no group selects
+    ];
+    return groups.flatMap(({ key, egress }) => {
+      const effective = this.effectiveEgress(egress);
+      if (effective === undefined) return [];
+      const name = key === '' ? '(ungrouped)' : key;
+      const containers = governed.get(key) ?? [];
+      return [{ name, egress: effective, containers, chain: egressChainName(name) }];
+    });
   }
 
-  exposures(entries: ReturnType<Compiler['ingressEntries']>): PortExposure[] {
+  egressExposures(): EgressExposure[] {
+    return this.egressGroups().map((g) => ({
+      group: g.name,
+      containers: g.containers.map((c) => c.name),
+      chain: g.chain,
+      reach: describeEgress(g.egress),
+    }));
+  }
+
+  exposures(entries: IngressEntry[]): PortExposure[] {
     const out: PortExposure[] = [];
     for (const entry of entries) {
       const reach = describeSources(entry.sources);
@@ -478,5 +481,3 @@ export function compile(
 ): DesiredState {
   return new Compiler(policy, inventory, facts).run();
 }
-
-export type { OwnedRule };
