@@ -6,7 +6,8 @@
 import { resolveDockerEndpoint } from '../docker/endpoint.js';
 import { followEvents, type DockerEvent } from '../docker/events.js';
 import { MoatError } from '../core/errors.js';
-import { applyCommand, type ApplyOptions, type Context } from './commands.js';
+import { applyCommand, type ApplyOptions } from './apply.js';
+import type { Context } from './context.js';
 
 export interface WatchOptions extends ApplyOptions {
   readonly intervalMs: number;

@@ -4,17 +4,16 @@
  */
 import { createInterface } from 'node:readline/promises';
 import { Command, CommanderError, Option } from 'commander';
+import { applyCommand, type LogFormat } from '../app/apply.js';
 import {
-  applyCommand,
-  initCommand,
   planCommand,
-  statusCommand,
   showCommand,
   snapshotCommand,
   validateCommand,
   type Context,
-  type LogFormat,
 } from '../app/commands.js';
+import { initCommand } from '../app/init.js';
+import { statusCommand } from '../app/status.js';
 import { DEFAULT_STATE_DIR } from '../state/runs.js';
 import type { Io } from '../app/io.js';
 import { watchCommand } from '../app/watch.js';
