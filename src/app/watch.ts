@@ -15,6 +15,7 @@ export interface WatchOptions extends ApplyOptions {
 }
 
 const MAX_BACKOFF_MS = 30_000;
+const FIRST_BACKOFF_MS = 1000;
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -32,6 +33,8 @@ export async function watchCommand(
   ctx: Context,
   options: WatchOptions,
   signal: AbortSignal,
+  /** One reconcile pass; tests inject a fake to observe when watch decides to reconcile. */
+  apply: (ctx: Context, options: ApplyOptions) => Promise<number> = applyCommand,
 ): Promise<number> {
   const log = (message: string): void => {
     const time = new Date().toISOString();
@@ -62,7 +65,7 @@ export async function watchCommand(
         pending.again = false;
         log(`reconciling (${why})`);
         try {
-          await applyCommand(ctx, applyOptions);
+          await apply(ctx, applyOptions);
         } catch (error) {
           const message = error instanceof MoatError ? error.message : String(error);
           ctx.io.err(`moat watch: apply failed: ${message}\n`);
@@ -85,7 +88,7 @@ export async function watchCommand(
   }, options.intervalMs);
 
   const endpoint = resolveDockerEndpoint(ctx.env);
-  let backoff = 1000;
+  let backoff = FIRST_BACKOFF_MS;
   try {
     await reconcile('start');
     while (!stopped()) {
@@ -104,7 +107,7 @@ export async function watchCommand(
         signal.removeEventListener('abort', stop);
       }
       if (stopped()) break;
-      if (Date.now() - connectedAt > MAX_BACKOFF_MS) backoff = 1000;
+      if (Date.now() - connectedAt > MAX_BACKOFF_MS) backoff = FIRST_BACKOFF_MS;
       log(`reconnecting to Docker in ${backoff / 1000}s`);
       await sleep(backoff, signal);
       backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
