@@ -1,0 +1,68 @@
+/**
+ * A fake Docker Engine API on a unix socket: just the calls moat makes (src/docker/inventory.ts:
+ * GET /version, then /vX/containers/json and /vX/networks), answered from a generated inventory.
+ * The benchmark measures moat, not dockerd.
+ */
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import type { BenchInventory } from './host.js';
+import { containersAnswer, networksAnswer } from './host.js';
+
+export const FAKE_API_VERSION = '1.43';
+
+export class FakeDockerApi {
+  private constructor(
+    private readonly server: Server,
+    readonly socketPath: string,
+    private readonly answers: { containers: string; networks: string },
+  ) {}
+
+  /** Listens on `<dir>/docker.sock` and answers with `inventory` (replace it with serve()). */
+  static async start(dir: string, inventory: BenchInventory): Promise<FakeDockerApi> {
+    const answers = { containers: '[]', networks: '[]' };
+    const server = createServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0] ?? '/';
+      const send = (status: number, body: string, type = 'application/json'): void => {
+        res.writeHead(status, { 'Content-Type': type, 'Api-Version': FAKE_API_VERSION });
+        res.end(body);
+      };
+      if (req.method !== 'GET' && req.method !== 'HEAD') send(405, '{"message":"method"}');
+      else if (path === '/_ping' || /^\/v[\d.]+\/_ping$/.test(path)) send(200, 'OK', 'text/plain');
+      else if (path === '/version' || /^\/v[\d.]+\/version$/.test(path))
+        send(
+          200,
+          JSON.stringify({
+            Version: '24.0.9',
+            ApiVersion: FAKE_API_VERSION,
+            MinAPIVersion: '1.12',
+            Os: 'linux',
+            Arch: 'amd64',
+          }),
+        );
+      else if (/^\/v[\d.]+\/containers\/json$/.test(path)) send(200, answers.containers);
+      else if (/^\/v[\d.]+\/networks$/.test(path)) send(200, answers.networks);
+      else send(404, JSON.stringify({ message: `page not found: ${path}` }));
+    });
+    const socketPath = join(dir, 'docker.sock');
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, resolve);
+    });
+    const api = new FakeDockerApi(server, socketPath, answers);
+    api.serve(inventory);
+    return api;
+  }
+
+  serve(inventory: BenchInventory): void {
+    this.answers.containers = JSON.stringify(containersAnswer(inventory));
+    this.answers.networks = JSON.stringify(networksAnswer(inventory));
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => {
+        resolve();
+      });
+    });
+  }
+}
