@@ -128,7 +128,8 @@ async function applyLocked(
   sha256: string,
 ): Promise<ApplyOutcome> {
   const host = await openLiveHost({ runner: ctx.runner, backend: options.backend, env: ctx.env });
-  const inventory = await host.readInventory();
+  // Read under the lock: the plan and the apply's staleness check both use this one read.
+  const [inventory, live] = await Promise.all([host.readInventory(), host.readLive()]);
   let plan: Plan;
   if (options.planFile !== undefined) {
     const saved = planFromDocument(await readPlanFile(options.planFile), options.planFile);
@@ -144,14 +145,14 @@ async function applyLocked(
     }
     // Apply only what moat itself computes now: a saved plan is a confirmation of intent, so
     // a plan file edited by hand (or made for another host state) can never inject a rule.
-    plan = planFor(policy, inventory, await host.readLive());
+    plan = planFor(policy, inventory, live);
     if (JSON.stringify(plan.steps) !== JSON.stringify(saved.plan.steps)) {
       throw new StalePlanError(
         `the host or its containers changed since ${options.planFile} was made (or the file was edited); nothing was applied. Plan again.`,
       );
     }
   } else {
-    plan = planFor(policy, inventory, await host.readLive());
+    plan = planFor(policy, inventory, live);
   }
 
   const talk = options.logFormat === 'text' && !options.quiet;
@@ -171,12 +172,16 @@ async function applyLocked(
       return { exitCode: ExitCode.error, plan, changed: false, backend: host.backend };
     }
   }
-  await applyPlan(plan, {
-    runner: ctx.runner,
-    backend: host.backend,
-    readLive: () => host.readLive(),
-    replan: (live) => planFor(policy, inventory, live),
-  });
+  await applyPlan(
+    plan,
+    {
+      runner: ctx.runner,
+      backend: host.backend,
+      readLive: () => host.readLive(),
+      replan: (after) => planFor(policy, inventory, after),
+    },
+    live,
+  );
   if (options.logFormat === 'text') ctx.io.out(appliedLine(plan));
   return {
     exitCode: changesExit(true, options.detailedExitcode),

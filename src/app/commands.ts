@@ -49,16 +49,22 @@ export interface PlanOptions extends HostOptions {
   readonly detailedExitcode: boolean;
 }
 
+async function readHostState(
+  ctx: Context,
+  options: PlanOptions,
+): Promise<{ live: LiveNetfilter; inventory: Inventory }> {
+  if (options.state !== undefined) return readSnapshot(options.state);
+  const host = await openLiveHost({ runner: ctx.runner, backend: options.backend, env: ctx.env });
+  const [live, inventory] = await Promise.all([host.readLive(), host.readInventory()]);
+  return { live, inventory };
+}
+
 export async function planCommand(ctx: Context, options: PlanOptions): Promise<number> {
+  // Read the host while the policy is parsed; the policy's own errors are reported first.
+  const reading = readHostState(ctx, options);
+  reading.catch(() => undefined);
   const { policy, sha256 } = await loadValidPolicy(options.file, ctx.io, ctx.color);
-  let live: LiveNetfilter;
-  let inventory: Inventory;
-  if (options.state !== undefined) {
-    ({ live, inventory } = await readSnapshot(options.state));
-  } else {
-    const host = await openLiveHost({ runner: ctx.runner, backend: options.backend, env: ctx.env });
-    [live, inventory] = await Promise.all([host.readLive(), host.readInventory()]);
-  }
+  const { live, inventory } = await reading;
   const plan = planFor(policy, inventory, live);
   ctx.io.out(options.json ? renderPlanJson(plan) : renderPlanText(plan, { color: ctx.color }));
   if (options.out !== undefined) {

@@ -92,9 +92,14 @@ async function rollBack(env: ApplyEnvironment, before: LiveNetfilter): Promise<b
  * Applies `plan`, computed from a host whose fingerprint it records. Refuses when the host has
  * changed since (exit 3). Writes nothing for an empty plan.
  */
-export async function applyPlan(plan: Plan, env: ApplyEnvironment): Promise<ApplyResult> {
+export async function applyPlan(
+  plan: Plan,
+  env: ApplyEnvironment,
+  /** The host as read under the same lock the plan was made under; read afresh if absent. */
+  current?: LiveNetfilter,
+): Promise<ApplyResult> {
   if (isEmptyPlan(plan)) return { changed: false };
-  const before = await env.readLive();
+  const before = current ?? (await env.readLive());
   if (fingerprint(before) !== plan.fingerprint) {
     throw new StalePlanError(
       'the objects moat owns on the host changed since this plan was made; nothing was applied. Plan again.',

@@ -5,7 +5,7 @@
 import { SubprocessError } from '../core/errors.js';
 import type { CommandRunner } from '../core/runner.js';
 import { runChecked } from '../host/exec-runner.js';
-import { FAMILIES, type Family } from '../policy/model.js';
+import type { Family } from '../policy/model.js';
 import { legacyTableNames, toolFor } from './backend.js';
 import type { IptablesBackend, LiveIpset, LiveNetfilter, LiveRuleset, LiveTable } from './model.js';
 import { parseIpsetSave } from './parse-ipset.js';
@@ -53,8 +53,12 @@ export async function readLiveNetfilter(
   options?: { tables?: readonly string[] },
 ): Promise<LiveNetfilter> {
   const tables = options?.tables ?? DEFAULT_TABLES;
-  const rulesets = {} as Record<Family, LiveRuleset>;
-  for (const family of FAMILIES)
-    rulesets[family] = await readFamily(runner, backend, family, tables);
-  return { backend, rulesets, ipsets: await readIpsets(runner) };
+  // The three reads are independent programs: run them at once (two cores, and the kernel
+  // answers each while node parses another).
+  const [ipv4, ipv6, ipsets] = await Promise.all([
+    readFamily(runner, backend, 'ipv4', tables),
+    readFamily(runner, backend, 'ipv6', tables),
+    readIpsets(runner),
+  ]);
+  return { backend, rulesets: { ipv4, ipv6 }, ipsets };
 }
