@@ -4,6 +4,7 @@
  * `ipset save` prints one `create NAME TYPE [family inet|inet6] OPTIONS…` line per set, followed
  * by its `add NAME MEMBER [OPTIONS…]` lines (timeouts, counters, comments after the member).
  */
+import { outputLines } from './lines.js';
 import type { Family } from '../policy/model.js';
 import type { LiveIpset } from './model.js';
 import { SaveParseError } from './parse-save.js';
@@ -43,13 +44,11 @@ function lineError(lineNo: number, line: string, why: string): SaveParseError {
 export function parseIpsetSaveDetailed(text: string): ParsedIpsetSave {
   const sets = new Map<string, SetBuilder>();
   const withoutFamily = new Map<string, string>();
-  const lines = text.split('\n');
-  if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+  const lines = outputLines(text);
 
   for (let i = 0; i < lines.length; i++) {
-    let line = lines[i] as string;
+    const line = lines[i] as string;
     const lineNo = i + 1;
-    if (line.endsWith('\r')) line = line.slice(0, -1);
     if (line.trim() === '' || line.startsWith('#')) continue;
     const words = line.split(' ');
     const verb = words[0];

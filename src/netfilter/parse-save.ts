@@ -6,6 +6,7 @@
  * `moat:<id>` comment and its `-j`/`-g` target, so a host with tens of thousands of
  * kube-proxy or fail2ban rules parses in a few milliseconds.
  */
+import { outputLines } from './lines.js';
 import { MoatError } from '../core/errors.js';
 import type { Family } from '../policy/model.js';
 import type { LiveChain, LiveRule, LiveRuleset, LiveTable } from './model.js';
@@ -113,14 +114,11 @@ export function parseSaveDetailed(text: string, family: Family): ParsedSave {
   const warnings: string[] = [];
   let table: { name: string; chains: Map<string, ChainBuilder>; line: number } | undefined;
 
-  const lines = text.split('\n');
-  // A final newline leaves one empty string behind; it is not a line.
-  if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+  const lines = outputLines(text);
 
   for (let i = 0; i < lines.length; i++) {
     let line = lines[i] as string;
     const lineNo = i + 1;
-    if (line.endsWith('\r')) line = line.slice(0, -1);
     const first = line.charCodeAt(0);
 
     if (first === 0x2d /* - */ || first === 0x5b /* [ */) {

@@ -18,14 +18,8 @@ import {
 import { DockerSandbox } from '../support/docker-sandbox.js';
 import { moat, PolicyDir } from '../support/moat-cli.js';
 import { describeWith } from '../support/prereq.js';
+import { EMPTY, HOST_ONLY } from '../support/policies.js';
 
-const HOST_ONLY = `version: 1
-containers:
-  ghost:
-    ingress:
-      - ports: [2368/tcp]
-        from: [host]
-`;
 // The wan client's IPv4 address is in the set: it may connect over IPv4, not over IPv6 (an
 // ipv4 set never matches IPv6 clients).
 const WAN_ALLOWED = `version: 1
@@ -39,7 +33,6 @@ containers:
       - ports: [2368/tcp]
         from: [host, ipset:trusted]
 `;
-const EMPTY = 'version: 1\ncontainers: {}\n';
 
 type PolicyName = 'empty' | 'host-only' | 'wan-allowed';
 const POLICIES: Record<PolicyName, string> = {

@@ -21,14 +21,8 @@ import { firewallState, kill9, startMoat, waitGroupGone } from '../support/apply
 import { DockerSandbox } from '../support/docker-sandbox.js';
 import { moat, PolicyDir } from '../support/moat-cli.js';
 import { describeWith } from '../support/prereq.js';
+import { EMPTY, HOST_ONLY } from '../support/policies.js';
 
-const HOST_ONLY = `version: 1
-containers:
-  ghost:
-    ingress:
-      - ports: [2368/tcp]
-        from: [host]
-`;
 const WAN_ALLOWED = `version: 1
 containers:
   ghost:
@@ -36,7 +30,6 @@ containers:
       - ports: [2368/tcp]
         from: [host, 198.51.100.2]
 `;
-const EMPTY = 'version: 1\ncontainers: {}\n';
 // Line 6, column 16: an unknown source.
 const INVALID = `version: 1
 containers:

@@ -6,15 +6,8 @@ import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { DockerSandbox } from '../support/docker-sandbox.js';
 import { moat, PolicyDir } from '../support/moat-cli.js';
 import { describeWith } from '../support/prereq.js';
+import { EMPTY, HOST_ONLY } from '../support/policies.js';
 
-const HOST_ONLY = `version: 1
-containers:
-  ghost:
-    ingress:
-      - ports: [2368/tcp]
-        from: [host]
-`;
-const EMPTY = 'version: 1\ncontainers: {}\n';
 const USER_RULE = ['-s', '192.0.2.99/32', '-j', 'DROP'];
 
 const reached = (status: string): boolean => status !== '000';

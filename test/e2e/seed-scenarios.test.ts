@@ -13,10 +13,10 @@ import { applyConverged, expectReachability } from '../support/e2e-moat.js';
 import { Destination } from '../support/lan.js';
 import { moat, PolicyDir } from '../support/moat-cli.js';
 import { describeWith } from '../support/prereq.js';
+import { EMPTY, HOST_ONLY } from '../support/policies.js';
 import { httpFromContainer } from '../support/reach.js';
 
 const NEEDS = ['root', 'dockerd', 'iptables', 'ip', 'ipset', 'busybox', 'curl'] as const;
-const EMPTY = 'version: 1\ncontainers: {}\n';
 const reached = (status: string): boolean => status !== '000';
 
 /** Starts a sandbox with the internal and outside destinations; all torn down by `stop`. */
@@ -247,13 +247,6 @@ containers:
 describeWith(NEEDS, 'seed scenario: host-only port without the userland proxy', () => {
   const lab = new Lab();
   let sandbox: DockerSandbox;
-  const HOST_ONLY = `version: 1
-containers:
-  ghost:
-    ingress:
-      - ports: [2368/tcp]
-        from: [host]
-`;
   const wan = (url: string) => () => reached(sandbox.httpStatusFromWan(url));
   const host = (url: string) => () => reached(sandbox.httpStatusFromHost(url));
 

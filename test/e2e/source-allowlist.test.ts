@@ -9,9 +9,9 @@ import { DockerSandbox, HOST_V4, HOST_V6 } from '../support/docker-sandbox.js';
 import { applyConverged, expectReachability } from '../support/e2e-moat.js';
 import { PolicyDir } from '../support/moat-cli.js';
 import { describeWith } from '../support/prereq.js';
+import { EMPTY } from '../support/policies.js';
 import { httpStatusIn } from '../support/reach.js';
 
-const EMPTY = 'version: 1\ncontainers: {}\n';
 const PORT = 2368;
 
 const byCidr = (sources: readonly string[]) => `version: 1
