@@ -122,6 +122,15 @@ export async function detectBackend(
   choice: BackendChoice,
 ): Promise<IptablesBackend> {
   if (choice !== 'auto') return choice;
+  // The common modern host: no legacy table registered and iptables defaulting to nft. Legacy
+  // then holds nothing, so the answer is nft whatever nft holds: no need to read any ruleset.
+  const legacyTables = await Promise.all(FAMILIES.map((f) => legacyTableNames(runner, f)));
+  if (
+    legacyTables.every((names) => names.length === 0) &&
+    (await defaultBackend(runner)) === 'nft'
+  ) {
+    return 'nft';
+  }
   const content = new Map<IptablesBackend, string>();
   for (const backend of BACKENDS) {
     const held = await backendContent(runner, backend);
