@@ -1,4 +1,5 @@
 /** Runs the built moat CLI inside a test's network namespace, as a user would run it. */
+import { afterAll } from '@jest/globals';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -41,8 +42,15 @@ export class PolicyDir {
 
 /** Run records and the lock of test runs stay in a temp dir, never /var/lib/moat or /run. */
 let scratch: string | undefined;
+// Registered when a test file imports this module, so it runs after that file's tests.
+afterAll(() => {
+  if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
+  scratch = undefined;
+});
 export function scratchDir(): string {
-  scratch ??= mkdtempSync(join(tmpdir(), 'moat-run-'));
+  if (scratch === undefined) {
+    scratch = mkdtempSync(join(tmpdir(), 'moat-run-'));
+  }
   return scratch;
 }
 
