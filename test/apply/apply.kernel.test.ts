@@ -18,7 +18,7 @@ import type { IptablesBackend, LiveNetfilter } from '../../src/netfilter/model.j
 import { readLiveNetfilter } from '../../src/netfilter/read.js';
 import { diff } from '../../src/plan/diff.js';
 import type { Policy } from '../../src/policy/model.js';
-import { container, group, inventory, policy, tcp } from '../support/builders.js';
+import { container, group, inventory, managedIpset, policy, tcp } from '../support/builders.js';
 import { NetNs } from '../support/netns.js';
 import { describeWith } from '../support/prereq.js';
 import { nsRunner } from '../netfilter/kernel-support.js';
@@ -45,28 +45,8 @@ const full: Policy = policy(
   ],
   {
     ipsets: new Map([
-      [
-        'office',
-        {
-          kind: 'managed',
-          key: 'office',
-          kernelName: 'moat-office',
-          family: 'ipv4',
-          type: 'hash:net',
-          entries: ['198.51.100.0/24'],
-        },
-      ],
-      [
-        'allowed',
-        {
-          kind: 'managed',
-          key: 'allowed',
-          kernelName: 'moat-allowed',
-          family: 'ipv4',
-          type: 'hash:ip',
-          entries: ['203.0.113.5'],
-        },
-      ],
+      managedIpset('office', 'hash:net', ['198.51.100.0/24']),
+      managedIpset('allowed', 'hash:ip', ['203.0.113.5']),
     ]),
   },
 );
@@ -146,17 +126,7 @@ for (const backend of ['nft', 'legacy'] as const) {
           ...full,
           ipsets: new Map([
             ...full.ipsets,
-            [
-              'allowed',
-              {
-                kind: 'managed',
-                key: 'allowed',
-                kernelName: 'moat-allowed',
-                family: 'ipv4',
-                type: 'hash:ip',
-                entries: ['203.0.113.6', '203.0.113.7'],
-              },
-            ],
+            managedIpset('allowed', 'hash:ip', ['203.0.113.6', '203.0.113.7']),
           ]),
         };
         const plan = planOn(await env.readLive(), changed);

@@ -24,6 +24,15 @@ export function policy(containers: ContainerGroup[], extra: Partial<Policy> = {}
   };
 }
 
+/** A managed IPv4 set `moat-<key>`, as the policy parser would produce it. */
+export function managedIpset(
+  key: string,
+  type: 'hash:ip' | 'hash:net',
+  entries: string[],
+): [string, PolicyIpset] {
+  return [key, { kind: 'managed', key, kernelName: `moat-${key}`, family: 'ipv4', type, entries }];
+}
+
 export function group(name: string, rest: Partial<ContainerGroup> = {}): ContainerGroup {
   return { name, select: { kind: 'name', names: [name] }, ingress: [], ...rest };
 }

@@ -9,6 +9,7 @@
  * cgroup mounts dockerd needs. Its iptables rules live in the host namespace, never the machine's.
  * Every wait is bounded; stop() cleans up everything, also after a failed start().
  */
+import { httpStatusIn } from './reach.js';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
@@ -408,36 +409,14 @@ export class DockerSandbox {
     return id;
   }
 
-  private curlIn(ns: NetNs, url: string, maxSeconds: number): string {
-    const result = spawnSync(
-      'nsenter',
-      [
-        `--net=${ns.path}`,
-        'curl',
-        '-s',
-        '-g',
-        '-m',
-        String(maxSeconds),
-        '-o',
-        '/dev/null',
-        '-w',
-        '%{http_code}',
-        url,
-      ],
-      { encoding: 'utf8', timeout: (maxSeconds + 5) * 1000 },
-    );
-    // curl prints 000 and exits non-zero when nothing answered.
-    return result.stdout.trim() === '' ? '000' : result.stdout.trim();
-  }
-
   /** The HTTP status the outside client gets ('000' = not reached). */
   httpStatusFromWan(url: string): string {
-    return this.curlIn(this.wan, url, 3);
+    return httpStatusIn(this.wan, url);
   }
 
   /** The HTTP status the Docker host itself gets ('000' = not reached). */
   httpStatusFromHost(url: string, maxSeconds = 3): string {
-    return this.curlIn(this.host, url, maxSeconds);
+    return httpStatusIn(this.host, url, undefined, maxSeconds);
   }
 
   /** Any command in the host namespace (via nsenter --net, which keeps /sys and cgroups). */

@@ -35,7 +35,7 @@ export function httpFromContainer(
  * The HTTP status a client in `ns` gets ('000' = not reached), optionally from one of its own
  * addresses (`curl --interface`).
  */
-export function httpStatusIn(ns: NetNs, url: string, fromAddress?: string): string {
+export function httpStatusIn(ns: NetNs, url: string, fromAddress?: string, maxSeconds = 3): string {
   const result = spawnSync(
     'nsenter',
     [
@@ -44,7 +44,7 @@ export function httpStatusIn(ns: NetNs, url: string, fromAddress?: string): stri
       '-s',
       '-g',
       '-m',
-      '3',
+      String(maxSeconds),
       ...(fromAddress === undefined ? [] : ['--interface', fromAddress]),
       '-o',
       '/dev/null',
@@ -52,7 +52,8 @@ export function httpStatusIn(ns: NetNs, url: string, fromAddress?: string): stri
       '%{http_code}',
       url,
     ],
-    { encoding: 'utf8', timeout: 10_000 },
+    { encoding: 'utf8', timeout: (maxSeconds + 5) * 1000 },
   );
+  // curl prints 000 and exits non-zero when nothing answered.
   return result.stdout.trim() === '' ? '000' : result.stdout.trim();
 }
