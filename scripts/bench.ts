@@ -4,7 +4,7 @@
  * A script that prints figures (docs/performance.md explains them), not a test.
  *
  * Every host is a throwaway network namespace; the Docker inventory comes from a fake Engine API
- * on a unix socket. moat is the built CLI (dist/cli/main.js), spawned inside the namespace.
+ * on a unix socket. moat is the built, bundled CLI (bin/moat), spawned inside the namespace.
  *
  *   npm run bench -- [--quick] [--runs N] [--backend nft,legacy]
  *        [--rules 0,1000,10000,50000] [--containers 10,100,1000] [--json FILE] [--no-auto]

@@ -41,7 +41,8 @@ function findRoot(): string {
 
 export const ROOT = findRoot();
 export const DIST = join(ROOT, 'dist');
-export const CLI = join(DIST, 'cli', 'main.js');
+/** bin/moat: the bundled CLI users run. */
+export const CLI = join(ROOT, 'bin', 'moat');
 
 /** The dist modules measured in-process, typed from their sources. */
 export interface Modules {

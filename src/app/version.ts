@@ -1,5 +1,7 @@
-/** moat's version, read from package.json next to src/ and dist/. */
+/** moat's version: set by the bundler (scripts/build-bundle.mjs), else read from package.json. */
 import { readFileSync } from 'node:fs';
+
+declare const __MOAT_VERSION__: string | undefined;
 
 function readVersion(): string {
   try {
@@ -12,4 +14,4 @@ function readVersion(): string {
   }
 }
 
-export const TOOL_VERSION = readVersion();
+export const TOOL_VERSION = typeof __MOAT_VERSION__ === 'string' ? __MOAT_VERSION__ : readVersion();

@@ -1,26 +1,18 @@
 /**
  * The CLI entry: parse arguments, call one use case, print, set the exit code. The only module
- * that touches `process`.
+ * that touches `process`. Each command's use case is imported when that command runs, so a run
+ * loads only the code it needs (docs/performance.md: start-up is most of a small run).
  */
 import { createInterface } from 'node:readline/promises';
 import { Command, CommanderError, Option } from 'commander';
-import { applyCommand, type LogFormat } from '../app/apply.js';
-import {
-  planCommand,
-  showCommand,
-  snapshotCommand,
-  validateCommand,
-  type Context,
-} from '../app/commands.js';
-import { initCommand } from '../app/init.js';
-import { statusCommand } from '../app/status.js';
-import { DEFAULT_STATE_DIR } from '../state/runs.js';
+import type { LogFormat } from '../app/apply.js';
+import type { Context } from '../app/commands.js';
 import type { Io } from '../app/io.js';
-import { watchCommand } from '../app/watch.js';
 import { TOOL_VERSION } from '../app/version.js';
 import { ExitCode, MoatError } from '../core/errors.js';
-import { execRunner } from '../host/exec-runner.js';
+import type { CommandRunner } from '../core/runner.js';
 import { DEFAULT_LOCK_PATH, parseDuration } from '../host/lock.js';
+import { DEFAULT_STATE_DIR } from '../state/runs.js';
 
 const io: Io = {
   out: (text) => process.stdout.write(text),
@@ -41,10 +33,16 @@ interface Globals {
   debug?: boolean;
 }
 
+/** Loads the process runner (execa) on the first command run: validate and show never do. */
+const runner: CommandRunner = async (command, args, input) => {
+  const { execRunner } = await import('../host/exec-runner.js');
+  return execRunner(command, args, input);
+};
+
 function context(program: Command): Context {
   const globals = program.opts<Globals>();
   const color = globals.color && process.stdout.isTTY && process.env.NO_COLOR === undefined;
-  return { io, runner: execRunner, env: process.env, color };
+  return { io, runner, env: process.env, color };
 }
 
 const fileOption = (): Option =>
@@ -98,6 +96,7 @@ function build(): Command {
     .addOption(fileOption())
     .option('--json', 'diagnostics as JSON')
     .action(async (o: { file: string; json?: boolean }) => {
+      const { validateCommand } = await import('../app/commands.js');
       exitCode = await validateCommand(context(program), { file: o.file, json: o.json === true });
     });
 
@@ -122,6 +121,7 @@ function build(): Command {
         out?: string;
         detailedExitcode?: boolean;
       }) => {
+        const { planCommand } = await import('../app/commands.js');
         exitCode = await planCommand(context(program), {
           file: o.file,
           backend: o.backend,
@@ -164,6 +164,7 @@ function build(): Command {
             code: 'usage',
           });
         logFormat = o.logFormat;
+        const { applyCommand } = await import('../app/apply.js');
         exitCode = await applyCommand(context(program), {
           file: o.file,
           backend: o.backend,
@@ -205,6 +206,7 @@ function build(): Command {
         };
         process.once('SIGTERM', onSignal);
         process.once('SIGINT', onSignal);
+        const { watchCommand } = await import('../app/watch.js');
         exitCode = await watchCommand(
           context(program),
           {
@@ -234,6 +236,7 @@ function build(): Command {
     .addOption(stateDirOption())
     .option('--json', 'as JSON')
     .action(async (o: { file: string; backend: 'auto'; stateDir: string; json?: boolean }) => {
+      const { statusCommand } = await import('../app/status.js');
       exitCode = await statusCommand(context(program), {
         file: o.file,
         backend: o.backend,
@@ -248,6 +251,7 @@ function build(): Command {
     .option('--out <file>', 'write to this file instead of standard output')
     .option('--force', 'overwrite --out if it exists')
     .action(async (o: { out?: string; force?: boolean }) => {
+      const { initCommand } = await import('../app/init.js');
       exitCode = await initCommand(context(program), {
         ...(o.out === undefined ? {} : { out: o.out }),
         force: o.force === true,
@@ -260,6 +264,7 @@ function build(): Command {
     .argument('<planfile>')
     .option('--json', 'as JSON')
     .action(async (planFile: string, o: { json?: boolean }) => {
+      const { showCommand } = await import('../app/commands.js');
       exitCode = await showCommand(context(program), { planFile, json: o.json === true });
     });
 
@@ -269,6 +274,7 @@ function build(): Command {
     .requiredOption('--out <dir>', 'directory to write')
     .addOption(backendOption())
     .action(async (o: { out: string; backend: 'auto' }) => {
+      const { snapshotCommand } = await import('../app/commands.js');
       exitCode = await snapshotCommand(context(program), { out: o.out, backend: o.backend });
     });
 

@@ -5,7 +5,6 @@
  * Who holds it is written beside, so a busy lock can name its holder.
  */
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import lockfile from 'proper-lockfile';
 import { ExitCode, MoatError } from '../core/errors.js';
 
 export const DEFAULT_LOCK_PATH = '/run/moat.lock';
@@ -79,6 +78,8 @@ export async function withLock<T>(
   work: () => Promise<T>,
 ): Promise<T> {
   let release: () => Promise<void>;
+  // Loaded here, not at the top: only commands that take the lock pay for it.
+  const lockfile = await import('proper-lockfile');
   try {
     release = await lockfile.lock(path, {
       lockfilePath: path,

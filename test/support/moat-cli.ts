@@ -4,11 +4,13 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-export const CLI = resolve(import.meta.dirname, '../../dist/cli/main.js');
+/** bin/moat, which runs the bundle in dist/bundle/: exactly what a user runs. */
+export const CLI = resolve(import.meta.dirname, '../../bin/moat');
+const BUNDLE = resolve(import.meta.dirname, '../../dist/bundle/main.js');
 
 export function assertBuilt(): void {
-  if (!existsSync(CLI))
-    throw new Error(`${CLI} is missing: run \`npm run build\` first (scripts/test.sh does)`);
+  if (!existsSync(BUNDLE))
+    throw new Error(`${BUNDLE} is missing: run \`npm run build\` first (scripts/test.sh does)`);
 }
 
 export interface CliResult {
