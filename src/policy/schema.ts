@@ -1,38 +1,22 @@
 /**
- * The JSON Schema of firewall.yaml, compiled once on first use. The schema file is the single
- * source of the file's shape; it lives at the package root (schemas/) so editors can use it,
- * and `../../schemas/` resolves to it from both src/policy (jest) and dist/policy (built).
+ * The JSON Schema of firewall.yaml. The schema file is the single source of the file's shape; it
+ * lives at the package root (schemas/) so editors can use it. A run checks values with the
+ * validator ajv generated from it ahead of time (./generated/, `node
+ * scripts/gen-schema-validator.mjs`): no run loads ajv's compiler or compiles the schema.
  */
 import { readFileSync } from 'node:fs';
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import type { ErrorObject } from 'ajv/dist/2020.js';
+import { validatePolicy } from './generated/validate-policy.js';
 
+/** `../../schemas/` resolves to the schema from both src/policy (jest) and dist/policy (built). */
 export const SCHEMA_URL = new URL('../../schemas/firewall.schema.json', import.meta.url);
 
-/** Annotations for people and editors (VS Code, yaml-language-server); ajv only carries them. */
-const MESSAGE_KEYWORDS = ['errorMessage', 'patternErrorMessage'];
-
-let compiled: ValidateFunction | undefined;
-
+/** The schema document, read from the package: for tests and tools, never needed by a run. */
 export function policySchema(): unknown {
   return JSON.parse(readFileSync(SCHEMA_URL, 'utf8')) as unknown;
 }
 
-function validator(): ValidateFunction {
-  if (compiled === undefined) {
-    const ajv = new Ajv2020({
-      allErrors: true,
-      verbose: true,
-      strict: true,
-      allowUnionTypes: true,
-    });
-    ajv.addVocabulary(MESSAGE_KEYWORDS);
-    compiled = ajv.compile(policySchema() as object);
-  }
-  return compiled;
-}
-
 /** Every way `value` breaks the schema (empty when it fits). */
 export function schemaErrors(value: unknown): readonly ErrorObject[] {
-  const validate = validator();
-  return validate(value) ? [] : [...(validate.errors ?? [])];
+  return validatePolicy(value) ? [] : [...(validatePolicy.errors ?? [])];
 }
