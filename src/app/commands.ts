@@ -12,34 +12,11 @@ import type { LiveNetfilter } from '../netfilter/model.js';
 import { isEmptyPlan } from '../plan/model.js';
 import { planDocument, planFromDocument, renderPlanJson } from '../plan/render-json.js';
 import { renderPlanText } from '../plan/render-text.js';
-import { formatDiagnostic } from '../policy/format.js';
-import { loadPolicyFile } from '../policy/load.js';
 import { changesExit, planFor, type Context, type HostOptions } from './context.js';
 import { loadValidPolicy } from './policy-input.js';
 import { TOOL_VERSION } from './version.js';
 
 export type { Context, HostOptions } from './context.js';
-
-export async function validateCommand(
-  ctx: Context,
-  options: { file: string; json: boolean },
-): Promise<number> {
-  const result = await loadPolicyFile(options.file);
-  if (options.json) {
-    ctx.io.out(
-      JSON.stringify(
-        { valid: result.policy !== undefined, diagnostics: result.diagnostics },
-        null,
-        2,
-      ) + '\n',
-    );
-  } else {
-    for (const d of result.diagnostics)
-      ctx.io.err(formatDiagnostic(d, result.text, { color: ctx.color }) + '\n');
-    if (result.policy !== undefined) ctx.io.out(`${options.file} is valid.\n`);
-  }
-  return result.policy === undefined ? ExitCode.error : ExitCode.ok;
-}
 
 export interface PlanOptions extends HostOptions {
   readonly file: string;

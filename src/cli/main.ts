@@ -96,7 +96,7 @@ function build(): Command {
     .addOption(fileOption())
     .option('--json', 'diagnostics as JSON')
     .action(async (o: { file: string; json?: boolean }) => {
-      const { validateCommand } = await import('../app/commands.js');
+      const { validateCommand } = await import('../app/validate.js');
       exitCode = await validateCommand(context(program), { file: o.file, json: o.json === true });
     });
 
