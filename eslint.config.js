@@ -40,7 +40,7 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: ['node:fs*', 'node:child_process', 'execa', 'fs', 'child_process'] },
+        { patterns: ['node:fs*', 'node:child_process', 'fs', 'child_process'] },
       ],
     },
   },

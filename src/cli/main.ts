@@ -10,7 +10,7 @@ import type { Context } from '../app/commands.js';
 import type { Io } from '../app/io.js';
 import { TOOL_VERSION } from '../app/version.js';
 import { ExitCode, MoatError } from '../core/errors.js';
-import type { CommandRunner } from '../core/runner.js';
+import { execRunner } from '../host/exec-runner.js';
 import { DEFAULT_LOCK_PATH, parseDuration } from '../host/lock.js';
 import { DEFAULT_STATE_DIR } from '../state/runs.js';
 
@@ -33,16 +33,10 @@ interface Globals {
   debug?: boolean;
 }
 
-/** Loads the process runner (execa) on the first command run: validate and show never do. */
-const runner: CommandRunner = async (command, args, input) => {
-  const { execRunner } = await import('../host/exec-runner.js');
-  return execRunner(command, args, input);
-};
-
 function context(program: Command): Context {
   const globals = program.opts<Globals>();
   const color = globals.color && process.stdout.isTTY && process.env.NO_COLOR === undefined;
-  return { io, runner, env: process.env, color };
+  return { io, runner: execRunner, env: process.env, color };
 }
 
 const fileOption = (): Option =>

@@ -1,24 +1,51 @@
-import { execa } from 'execa';
+/**
+ * Runs programs for the adapters. Built on node:child_process directly: moat runs a few short
+ * programs with an optional stdin and needs their exit code and output, nothing more, and
+ * loading execa cost ~30 ms of every run (docs/performance.md).
+ */
+import { spawn } from 'node:child_process';
 import type { CommandResult, CommandRunner } from '../core/runner.js';
 import { SubprocessError } from '../core/errors.js';
 
-/** Runs a program with execa; never throws for a non-zero exit, only when it cannot start. */
-export const execRunner: CommandRunner = async (command, args, input) => {
-  const result = await execa(command, [...args], {
-    reject: false,
-    stripFinalNewline: false,
-    ...(input === undefined ? { stdin: 'ignore' as const } : { input }),
-    env: { LC_ALL: 'C' },
-  });
-  if (result.failed && result.exitCode === undefined) {
-    const notFound = (result as { code?: string }).code === 'ENOENT';
-    const why = notFound
+function startFailure(command: string, error: NodeJS.ErrnoException): SubprocessError {
+  const why =
+    error.code === 'ENOENT'
       ? `${command} is not installed or not on PATH`
-      : (result.shortMessage ?? 'could not start');
-    throw new SubprocessError(command, undefined, why);
-  }
-  return { stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode ?? -1 };
-};
+      : `could not start: ${error.message}`;
+  return new SubprocessError(command, undefined, why);
+}
+
+/**
+ * Runs a program with `input` on its stdin (or an empty one) in the C locale, so tools print what the
+ * parsers expect. Never throws for a non-zero exit; only when the program cannot start or is
+ * killed by a signal.
+ */
+export const execRunner: CommandRunner = (command, args, input) =>
+  new Promise<CommandResult>((resolve, reject) => {
+    const child = spawn(command, [...args], {
+      env: { ...process.env, LC_ALL: 'C' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      reject(startFailure(command, error));
+    });
+    child.on('close', (code, signal) => {
+      const err = Buffer.concat(stderr).toString('utf8');
+      if (code === null) {
+        reject(new SubprocessError(command, undefined, `killed by ${signal ?? 'a signal'}`));
+        return;
+      }
+      resolve({ stdout: Buffer.concat(stdout).toString('utf8'), stderr: err, exitCode: code });
+    });
+    // A program may exit without reading all of its input; its exit code tells what happened.
+    child.stdin.on('error', () => undefined);
+    if (input === undefined) child.stdin.end();
+    else child.stdin.end(input);
+  });
 
 /** Runs and throws a SubprocessError (command, exit code, stderr) on a non-zero exit. */
 export async function runChecked(
