@@ -1,11 +1,11 @@
 /**
  * Random and mutated policies: the parser answers with a policy or with located diagnostics,
- * never with a throw.
+ * never with a throw, and its quick path answers exactly as the reference reader.
  */
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
-import { parsePolicy } from '../../src/policy/parse.js';
+import { parsePolicy, parsePolicyLocated } from '../../src/policy/parse.js';
 
 function assertLocated(text: string): void {
   let result;
@@ -14,6 +14,8 @@ function assertLocated(text: string): void {
   } catch (error) {
     throw new Error(`parsePolicy threw on ${JSON.stringify(text.slice(0, 200))}: ${String(error)}`);
   }
+  // The quick reader (js-yaml) never changes the answer of the reference reader.
+  expect(result).toEqual(parsePolicyLocated(text, 'f.yaml'));
   const errors = result.diagnostics.filter((d) => d.severity === 'error');
   expect(result.policy === undefined).toBe(errors.length > 0);
   const lines = text.split('\n').length;
