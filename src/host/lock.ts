@@ -79,7 +79,10 @@ export async function withLock<T>(
 ): Promise<T> {
   let release: () => Promise<void>;
   // Loaded here, not at the top: only commands that take the lock pay for it.
-  const lockfile = await import('proper-lockfile');
+  // A CommonJS package: node's loader and the bundle both put module.exports on `default`.
+  type LockModule = typeof import('proper-lockfile');
+  const loaded = (await import('proper-lockfile')) as LockModule & { default?: LockModule };
+  const lockfile = loaded.default ?? loaded;
   try {
     release = await lockfile.lock(path, {
       lockfilePath: path,
