@@ -13,13 +13,18 @@ export type BackendChoice = IptablesBackend | 'auto';
 
 const BACKENDS: readonly IptablesBackend[] = ['nft', 'legacy'];
 
+/** The program that lists and edits one family's rules, e.g. `ip6tables-nft`. */
+export function iptablesFor(backend: IptablesBackend, family: Family): string {
+  return `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-${backend}`;
+}
+
 /** The program for one backend, family and direction, e.g. `ip6tables-legacy-restore`. */
 export function toolFor(
   backend: IptablesBackend,
   family: Family,
   tool: 'save' | 'restore',
 ): string {
-  return `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-${backend}-${tool}`;
+  return `${iptablesFor(backend, family)}-${tool}`;
 }
 
 /**

@@ -1,17 +1,63 @@
 /**
  * Read the live netfilter state of the host (or of the namespace the runner's commands run in):
- * both families' iptables tables and every ipset.
+ * both families' iptables tables and every ipset; or, to verify an apply, only some chains and
+ * sets.
+ *
+ * Tables are read with `iptables -t TABLE -S`, not `iptables-save -t TABLE`: the rule lines are
+ * the same, and on nft the listing costs about 55% of the save at 50,000 rules (150 against
+ * 260 ms here); on legacy both cost the same.
  */
 import { SubprocessError } from '../core/errors.js';
-import type { CommandRunner } from '../core/runner.js';
-import { runChecked } from '../host/exec-runner.js';
+import type { CommandResult, CommandRunner } from '../core/runner.js';
 import type { Family } from '../policy/model.js';
-import { legacyTableNames, toolFor } from './backend.js';
-import type { IptablesBackend, LiveIpset, LiveNetfilter, LiveRuleset, LiveTable } from './model.js';
+import { iptablesFor, legacyTableNames } from './backend.js';
+import type {
+  IptablesBackend,
+  LiveChain,
+  LiveIpset,
+  LiveNetfilter,
+  LiveRuleset,
+  LiveTable,
+} from './model.js';
 import { parseIpsetSave } from './parse-ipset.js';
-import { parseSave } from './parse-save.js';
+import { incompatibleTableError, parseListing, SaveParseError } from './parse-save.js';
 
 const DEFAULT_TABLES: readonly string[] = ['filter'];
+
+// `iptables-nft -S` exits 1 with this on stderr for a table written with nft that it cannot
+// express (iptables-nft-save prints it as a comment and exits 0).
+const INCOMPATIBLE_TABLE = /table `([^']*)' is incompatible, use 'nft' tool/;
+
+/** The table as `iptables -t TABLE -S [CHAIN]` lists it. */
+async function list(
+  runner: CommandRunner,
+  backend: IptablesBackend,
+  family: Family,
+  table: string,
+  chain?: string,
+): Promise<{ result: CommandResult; command: string; args: string[] }> {
+  const command = iptablesFor(backend, family);
+  const args = chain === undefined ? ['-t', table, '-S'] : ['-t', table, '-S', chain];
+  return { result: await runner(command, args), command, args };
+}
+
+async function listTable(
+  runner: CommandRunner,
+  backend: IptablesBackend,
+  family: Family,
+  table: string,
+  only?: ReadonlySet<string>,
+): Promise<LiveTable> {
+  const { result, command, args } = await list(runner, backend, family, table);
+  if (result.exitCode !== 0) {
+    const incompatible = INCOMPATIBLE_TABLE.exec(result.stderr);
+    if (incompatible !== null && incompatible[1] === table) {
+      throw incompatibleTableError(family, table, `${command}: ${result.stderr.trim()}`);
+    }
+    throw new SubprocessError([command, ...args].join(' '), result.exitCode, result.stderr);
+  }
+  return parseListing(result.stdout, family, table, only).tables.get(table) as LiveTable;
+}
 
 async function readFamily(
   runner: CommandRunner,
@@ -22,24 +68,25 @@ async function readFamily(
   // A legacy table that is not registered yet would be created (and its module loaded) by
   // asking for it; an absent table holds nothing, so skip it.
   const present = backend === 'legacy' ? await legacyTableNames(runner, family) : undefined;
-  const out = new Map<string, LiveTable>();
-  for (const name of tables) {
-    if (present !== undefined && !present.includes(name)) continue;
-    const save = await runChecked(runner, toolFor(backend, family, 'save'), ['-t', name]);
-    for (const table of parseSave(save.stdout, family).tables.values()) out.set(table.name, table);
+  const wanted = tables.filter((name) => present === undefined || present.includes(name));
+  const read = await Promise.all(wanted.map((name) => listTable(runner, backend, family, name)));
+  return { family, tables: new Map(read.map((table) => [table.name, table])) };
+}
+
+async function runIpset(runner: CommandRunner, args: readonly string[]): Promise<CommandResult> {
+  try {
+    return await runner('ipset', args);
+  } catch (error) {
+    // No ipset binary: no sets can exist that moat or a policy could use.
+    if (error instanceof SubprocessError && error.commandExitCode === undefined) {
+      return { stdout: '', stderr: '', exitCode: 0 };
+    }
+    throw error;
   }
-  return { family, tables: out };
 }
 
 async function readIpsets(runner: CommandRunner): Promise<Map<string, LiveIpset>> {
-  let result;
-  try {
-    result = await runner('ipset', ['save']);
-  } catch (error) {
-    // No ipset binary: no sets can exist that moat or a policy could use.
-    if (error instanceof SubprocessError && error.commandExitCode === undefined) return new Map();
-    throw error;
-  }
+  const result = await runIpset(runner, ['save']);
   if (result.exitCode !== 0) {
     throw new SubprocessError('ipset save', result.exitCode, result.stderr);
   }
@@ -61,4 +108,93 @@ export async function readLiveNetfilter(
     readIpsets(runner),
   ]);
   return { backend, rulesets: { ipv4, ipv6 }, ipsets };
+}
+
+/**
+ * What iptables says when asked to list a chain that does not exist. iptables-nft 1.8.7 to
+ * 1.8.9 call a missing chain incompatible (the message a chain written with nft gets: such a
+ * chain is left out of iptables-save as well), 1.8.10 says "Incompatible with this kernel".
+ */
+function missingChain(stderr: string, table: string, chain: string): boolean {
+  return (
+    stderr.includes('No chain/target/match by that name') ||
+    stderr.includes(`chain \`${chain}' in table \`${table}' is incompatible`) ||
+    stderr.includes('tables: Incompatible with this kernel')
+  );
+}
+
+/** One chain of the filter table, listed alone; undefined when it does not exist. */
+async function listChain(
+  runner: CommandRunner,
+  backend: IptablesBackend,
+  family: Family,
+  name: string,
+): Promise<LiveChain | undefined> {
+  const { result, command, args } = await list(runner, backend, family, 'filter', name);
+  if (result.exitCode !== 0) {
+    if (missingChain(result.stderr, 'filter', name)) return undefined;
+    throw new SubprocessError([command, ...args].join(' '), result.exitCode, result.stderr);
+  }
+  const chain = parseListing(result.stdout, family).tables.get('filter')?.chains.get(name);
+  if (chain === undefined) {
+    throw new SaveParseError(`${[command, ...args].join(' ')} did not list chain ${name}`);
+  }
+  return chain;
+}
+
+// What listing one chain alone costs on nft, in rules of a whole-table listing: 3 ms per
+// chain, against 29 ms for a table of 5,000 rules and 155 ms for 45,000 (plus parsing).
+const RULES_PER_CHAIN_LISTING = 500;
+
+/**
+ * Some chains of one family's filter table: each name maps to the chain, or to undefined when
+ * it does not exist. On nft a chain can be listed alone (`iptables-nft -S CHAIN`: 3 ms however
+ * large the ruleset), which is cheaper than the whole table unless the table is small or the
+ * chains many: `tableRules`, the rules the table held when last read, decides (default: alone).
+ * On legacy listing one chain fetches the whole table from the kernel anyway (27 against
+ * 39 ms at 50,000 rules), so the table is listed once and only the named chains are parsed.
+ */
+export async function readFilterChains(
+  runner: CommandRunner,
+  backend: IptablesBackend,
+  family: Family,
+  names: readonly string[],
+  options?: { tableRules?: number },
+): Promise<ReadonlyMap<string, LiveChain | undefined>> {
+  const unique = [...new Set(names)];
+  const tableRules = options?.tableRules ?? Number.POSITIVE_INFINITY;
+  if (backend === 'nft' && unique.length * RULES_PER_CHAIN_LISTING < tableRules) {
+    const chains = await Promise.all(
+      unique.map((name) => listChain(runner, backend, family, name)),
+    );
+    return new Map(unique.map((name, i) => [name, chains[i]]));
+  }
+  // Not registered: nothing to list, and asking would create it.
+  if (backend === 'legacy' && !(await legacyTableNames(runner, family)).includes('filter')) {
+    return new Map(unique.map((name) => [name, undefined]));
+  }
+  const table = await listTable(runner, backend, family, 'filter', new Set(unique));
+  return new Map(unique.map((name) => [name, table.chains.get(name)]));
+}
+
+/**
+ * Some ipsets, each read alone (`ipset save NAME`): each name maps to the set, or to undefined
+ * when it does not exist (or is of a type moat does not read).
+ */
+export async function readIpsetsNamed(
+  runner: CommandRunner,
+  names: readonly string[],
+): Promise<ReadonlyMap<string, LiveIpset | undefined>> {
+  const unique = [...new Set(names)];
+  const sets = await Promise.all(
+    unique.map(async (name) => {
+      const result = await runIpset(runner, ['save', name]);
+      if (result.exitCode !== 0) {
+        if (result.stderr.includes('The set with the given name does not exist')) return undefined;
+        throw new SubprocessError(`ipset save ${name}`, result.exitCode, result.stderr);
+      }
+      return parseIpsetSave(result.stdout).get(name);
+    }),
+  );
+  return new Map(unique.map((name, i) => [name, sets[i]]));
 }

@@ -72,14 +72,14 @@ describe('detectBackend', () => {
 describe('readLiveNetfilter', () => {
   test('no ipset binary: no sets', async () => {
     const { runner } = scripted({
-      'iptables-nft-save -t filter': ok(RULES),
-      'ip6tables-nft-save -t filter': ok(''),
+      'iptables-nft -t filter -S': ok('-P INPUT ACCEPT\n-A INPUT -j ACCEPT\n'),
+      'ip6tables-nft -t filter -S': ok(''),
       'ipset save': 'missing',
     });
     const live = await readLiveNetfilter(runner, 'nft');
     expect(live.ipsets.size).toBe(0);
     expect(live.rulesets.ipv4.tables.get('filter')!.chains.get('INPUT')!.rules).toHaveLength(1);
-    expect(live.rulesets.ipv6.tables.size).toBe(0);
+    expect(live.rulesets.ipv6.tables.get('filter')!.chains.size).toBe(0);
   });
 
   test('ipset save failing is reported with its stderr', async () => {

@@ -1,8 +1,31 @@
 /** Helpers for netfilter tests against the real kernel, always inside a throwaway namespace. */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { CommandRunner } from '../../src/core/runner.js';
 import { execRunner } from '../../src/host/exec-runner.js';
-import type { LiveRuleset, LiveTable } from '../../src/netfilter/model.js';
+import { toolFor } from '../../src/netfilter/backend.js';
+import type { IptablesBackend, LiveRuleset, LiveTable } from '../../src/netfilter/model.js';
+import type { Family } from '../../src/policy/model.js';
 import { NetNs } from '../support/netns.js';
+
+const FIXTURES = join(import.meta.dirname, '../fixtures/netfilter');
+
+/** A file of test/fixtures/netfilter. */
+export const fixture = (name: string): string => readFileSync(join(FIXTURES, name), 'utf8');
+
+/** The iptables-save fixtures (Docker's layouts). */
+export const saveFixtures: readonly string[] = readdirSync(FIXTURES).filter((f) =>
+  f.endsWith('.iptables-save'),
+);
+
+/** Loads restore input into `ns` with the given backend. */
+export function load(ns: NetNs, backend: IptablesBackend, family: Family, text: string): void {
+  // Docker 28.0.0's FORWARD rules reference this set; iptables refuses them without it.
+  if (text.includes('docker-ext-bridges-v4')) {
+    ns.exec('ipset', ['create', 'docker-ext-bridges-v4', 'hash:net', '-exist']);
+  }
+  ns.exec(toolFor(backend, family, 'restore'), [], text);
+}
 
 /** A CommandRunner whose every command runs inside `ns`. */
 export function nsRunner(ns: NetNs): CommandRunner {

@@ -2,8 +2,6 @@
  * Round trips through the real kernel, for both backends: load, save, parse, render, load the
  * rendered form into another namespace, save again: the same rules.
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import type { IptablesBackend } from '../../src/netfilter/model.js';
@@ -14,20 +12,9 @@ import type { Family } from '../../src/policy/model.js';
 import type { NetNs } from '../support/netns.js';
 import { describeWith } from '../support/prereq.js';
 import { arbRuleset, plain } from './generators.js';
-import { onlyTables, withNamespaces } from './kernel-support.js';
+import { fixture, load, onlyTables, saveFixtures, withNamespaces } from './kernel-support.js';
 
-const FIXTURES = join(import.meta.dirname, '../fixtures/netfilter');
-const fixture = (name: string): string => readFileSync(join(FIXTURES, name), 'utf8');
-const saveFixtures = readdirSync(FIXTURES).filter((f) => f.endsWith('.iptables-save'));
 const BACKENDS: readonly IptablesBackend[] = ['nft', 'legacy'];
-
-function load(ns: NetNs, backend: IptablesBackend, family: Family, text: string): void {
-  // Docker 28.0.0's FORWARD rules reference this set; iptables refuses them without it.
-  if (text.includes('docker-ext-bridges-v4')) {
-    ns.exec('ipset', ['create', 'docker-ext-bridges-v4', 'hash:net', '-exist']);
-  }
-  ns.exec(toolFor(backend, family, 'restore'), [], text);
-}
 
 function save(ns: NetNs, backend: IptablesBackend, family: Family, args: string[] = []): string {
   return ns.exec(toolFor(backend, family, 'save'), args);
