@@ -1,7 +1,7 @@
 /**
  * Apply a plan: ipsets first, then one iptables-restore --noflush transaction per family
- * (each checked with --test before anything runs), then ipset destruction; verify by reading
- * the host again; on any failure put back what moat owned before and say so.
+ * (both checked with --test before either commits), then ipset destruction; verify by reading
+ * back what the plan wrote; on any failure put back what moat owned before and say so.
  */
 import { MoatError, ExitCode, SubprocessError } from '../core/errors.js';
 import type { CommandRunner } from '../core/runner.js';
@@ -13,11 +13,12 @@ import { diff, fingerprint } from '../plan/diff.js';
 import { isEmptyPlan, type Plan } from '../plan/model.js';
 import { FAMILIES } from '../policy/model.js';
 import { desiredFromLive } from './from-live.js';
+import { readAfter } from './verify.js';
 
 export interface ApplyEnvironment {
   readonly runner: CommandRunner;
   readonly backend: IptablesBackend;
-  /** A fresh read of the host. */
+  /** A full, fresh read of the host: for a plan given without its read, and for rollback. */
   readonly readLive: () => Promise<LiveNetfilter>;
   /** The plan the policy gives for a given live state (empty when the host matches). */
   readonly replan: (live: LiveNetfilter) => Plan;
@@ -40,18 +41,27 @@ export class ApplyFailedError extends MoatError {
   }
 }
 
-/** One restore transaction per family that has changes; `--test` only checks them. */
+/**
+ * One restore transaction per family that has changes; `--test` only checks them. The two
+ * families run at once: on nft each is its own table's transaction; on legacy `-w` queues them
+ * on the xtables lock. Both are waited for before a failure is reported, so a rollback never
+ * reads while a transaction still runs.
+ */
 async function restoreFamilies(
   env: ApplyEnvironment,
   scripts: RestoreScripts,
   mode: 'test' | 'commit',
 ): Promise<void> {
   const args = mode === 'test' ? ['--noflush', '--test', '-w', '5'] : ['--noflush', '-w', '5'];
-  for (const family of FAMILIES) {
+  const runs = FAMILIES.flatMap((family) => {
     const script = scripts.families[family];
-    if (script === undefined) continue;
-    await runChecked(env.runner, toolFor(env.backend, family, 'restore'), args, script);
-  }
+    return script === undefined
+      ? []
+      : [runChecked(env.runner, toolFor(env.backend, family, 'restore'), args, script)];
+  });
+  const settled = await Promise.allSettled(runs);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
 }
 
 async function runScripts(
@@ -110,7 +120,8 @@ export async function applyPlan(
   let failure: unknown;
   try {
     await runScripts(env, scripts, { test: true });
-    const after = env.replan(await env.readLive());
+    // Read back only what the plan wrote; the rest is as `before` was read, under the lock.
+    const after = env.replan(await readAfter(env.runner, env.backend, plan, before));
     if (!isEmptyPlan(after)) {
       failure = new Error(
         `verification failed: after applying, the host still differs from the policy (${after.steps.length} step(s) left)`,

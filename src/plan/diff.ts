@@ -35,7 +35,7 @@ function filterChains(ruleset: LiveRuleset): ReadonlyMap<string, LiveChain> {
 }
 
 /** A rule moat put somewhere: its comment, or a jump into one of its chains. */
-function isMoatRule(rule: LiveRule): boolean {
+export function isMoatRule(rule: LiveRule): boolean {
   return rule.moatId !== undefined || (rule.target !== undefined && isOwnedChain(rule.target));
 }
 

@@ -21,7 +21,7 @@ import type { Policy } from '../../src/policy/model.js';
 import { container, group, inventory, managedIpset, policy, tcp } from '../support/builders.js';
 import { NetNs } from '../support/netns.js';
 import { describeWith } from '../support/prereq.js';
-import { nsRunner } from '../netfilter/kernel-support.js';
+import { nsRunner, recording } from '../netfilter/kernel-support.js';
 
 const DOCKER_V4 = readFileSync(
   new URL('../fixtures/netfilter/docker-20.10-live.iptables-save', import.meta.url),
@@ -68,6 +68,18 @@ function environment(
 
 function planOn(live: LiveNetfilter, p: Policy) {
   return diff(compile(p, inv, hostFacts(live)), live);
+}
+
+/** The policy with ghost also open to the host on `port`: a change to MOAT-INPUT. */
+function ghostAlsoOn(p: Policy, port: number): Policy {
+  return {
+    ...p,
+    containers: p.containers.map((g) =>
+      g.name === 'ghost'
+        ? { ...g, ingress: [...g.ingress, { ports: [tcp(port)], from: [{ kind: 'host' }] }] }
+        : g,
+    ),
+  };
 }
 
 /** Everything the host holds, as saved, without counters: what "unchanged" is compared on. */
@@ -148,14 +160,7 @@ for (const backend of ['nft', 'legacy'] as const) {
           )?.[1];
         expect(Number(counted())).toBeGreaterThan(0);
         const before = counted();
-        const more: Policy = {
-          ...full,
-          containers: full.containers.map((g) =>
-            g.name === 'ghost'
-              ? { ...g, ingress: [...g.ingress, { ports: [tcp(9000)], from: [{ kind: 'host' }] }] }
-              : g,
-          ),
-        };
+        const more = ghostAlsoOn(full, 9000);
         const plan = planOn(await env.readLive(), more);
         expect(
           plan.steps.some(
@@ -203,6 +208,136 @@ for (const backend of ['nft', 'legacy'] as const) {
         await expect(applyPlan(broken, env)).rejects.toThrow(/the host is as it was/);
         expect(saved(ns, backend)).toBe(before);
       });
+
+      test('a rule that did not land (dropped from the restore input) fails verification and is rolled back', async () => {
+        const real = nsRunner(ns);
+        let dropped: string | undefined;
+        const lossy: CommandRunner = (command, args, input) => {
+          // Only the apply's own commit: the rollback's goes through this runner too.
+          if (
+            dropped === undefined &&
+            command === `iptables-${backend}-restore` &&
+            !args.includes('--test') &&
+            input !== undefined
+          ) {
+            const lines = input.split('\n');
+            const last = lines.findLastIndex((l) => l.startsWith('-A MOAT-'));
+            dropped = lines.splice(last, 1)[0];
+            return real(command, args, lines.join('\n'));
+          }
+          return real(command, args, input);
+        };
+        const env = environment(ns, backend, full, lossy);
+        const before = saved(ns, backend);
+        const plan = planOn(await env.readLive(), full);
+        const outcome = applyPlan(plan, env);
+        await expect(outcome).rejects.toBeInstanceOf(ApplyFailedError);
+        await expect(outcome).rejects.toThrow(
+          /verification failed: .*still differs[\s\S]*the host is as it was/,
+        );
+        expect(dropped).toMatch(/^-A MOAT-/);
+        expect(saved(ns, backend)).toBe(before);
+      });
+
+      test('a rule changed right after the restore fails verification; what moat owned is put back', async () => {
+        const env = environment(ns, backend, full);
+        await applyPlan(planOn(await env.readLive(), full), env);
+        const applied = saved(ns, backend);
+        const more = ghostAlsoOn(full, 9000);
+        const real = nsRunner(ns);
+        // Someone deletes moat's first rule of MOAT-INPUT the moment the IPv4 restore is done
+        // (once: the rollback's restore goes through this runner too).
+        let meddled = false;
+        const meddling: CommandRunner = async (command, args, input) => {
+          const result = await real(command, args, input);
+          if (!meddled && command === `iptables-${backend}-restore` && !args.includes('--test')) {
+            meddled = true;
+            ns.exec(`iptables-${backend}`, ['-D', 'MOAT-INPUT', '1']);
+          }
+          return result;
+        };
+        const plan = planOn(await env.readLive(), more);
+        expect(plan.steps.some((s) => 'chain' in s && s.chain === 'MOAT-INPUT')).toBe(true);
+        const outcome = applyPlan(plan, environment(ns, backend, more, meddling));
+        await expect(outcome).rejects.toThrow(/verification failed[\s\S]*the host is as it was/);
+        expect(saved(ns, backend)).toBe(applied);
+      });
+
+      test('a set member that did not land fails verification and is rolled back', async () => {
+        const real = nsRunner(ns);
+        let lost = false;
+        const lossy: CommandRunner = (command, args, input) => {
+          if (!lost && command === 'ipset' && args[0] === 'restore' && input !== undefined) {
+            lost = true;
+            return real(command, args, input.replace(/^add moat-allowed .*\n/m, ''));
+          }
+          return real(command, args, input);
+        };
+        const env = environment(ns, backend, full, lossy);
+        const before = saved(ns, backend);
+        const outcome = applyPlan(planOn(await env.readLive(), full), env);
+        await expect(outcome).rejects.toThrow(/verification failed[\s\S]*the host is as it was/);
+        expect(saved(ns, backend)).toBe(before);
+      });
+
+      for (const foreign of [0, 20000]) {
+        test(`verification reads only what the plan wrote (${foreign} foreign rules)`, async () => {
+          // A fail2ban-like chain of bans in each family, jumped to from nowhere.
+          for (const [family, net] of [
+            ['ipv4', (i: number) => `10.${i >> 8}.${i & 255}.1/32`],
+            ['ipv6', (i: number) => `2001:db8:${i.toString(16)}::1/128`],
+          ] as const) {
+            if (foreign === 0) break;
+            const bans = Array.from(
+              { length: foreign },
+              (_, i) => `-A BANS -s ${net(i)} -m comment --comment "ban ${i}" -j DROP`,
+            );
+            ns.exec(
+              `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-${backend}-restore`,
+              ['--noflush'],
+              ['*filter', ':BANS - [0:0]', ...bans, 'COMMIT', ''].join('\n'),
+            );
+          }
+          const env = environment(ns, backend, full);
+          await applyPlan(planOn(await env.readLive(), full), env);
+          const changed: Policy = {
+            ...ghostAlsoOn(full, 9000),
+            ipsets: new Map([...full.ipsets, managedIpset('allowed', 'hash:ip', ['203.0.113.6'])]),
+          };
+          const { runner, ran } = recording(nsRunner(ns));
+          const plan = planOn(await env.readLive(), changed);
+          await applyPlan(plan, environment(ns, backend, changed, runner));
+          expect(planOn(await env.readLive(), changed).steps).toEqual([]);
+          const reads = ran.filter((c) => !c.includes('restore'));
+          // No save, no full `ipset save`: sets are read by name (the set and its swap set).
+          expect(reads.filter((c) => c.includes('-save') || c === 'ipset save')).toEqual([]);
+          expect(reads.filter((c) => c.startsWith('ipset save ')).sort()).toEqual([
+            'ipset save moat-allowed',
+            'ipset save moat-allowed.swp',
+          ]);
+          const listings = reads.filter((c) => / -S\b/.test(c));
+          const families = new Set(
+            plan.steps.flatMap((s) =>
+              'family' in s && !s.kind.endsWith('-set') ? [s.family] : [],
+            ),
+          );
+          if (backend === 'nft' && foreign > 0) {
+            // One chain at a time: what the plan changed and the hooks moat jumps from.
+            expect(listings.every((c) => /^ip6?tables-nft -t filter -S \S+$/.test(c))).toBe(true);
+            expect(listings).toContain('iptables-nft -t filter -S MOAT-INPUT');
+            expect(listings).toContain('iptables-nft -t filter -S INPUT');
+            expect(listings).not.toContain('iptables-nft -t filter -S DOCKER');
+            expect(listings).not.toContain('iptables-nft -t filter -S BANS');
+          } else {
+            // A small nft table costs less listed whole than chain by chain; on legacy listing
+            // one chain costs the whole table: one listing per family written.
+            expect(
+              listings.every((c) => new RegExp(`^ip6?tables-${backend} -t filter -S$`).test(c)),
+            ).toBe(true);
+            expect(listings).toHaveLength(families.size);
+          }
+        });
+      }
 
       test('a plan made before the host changed is refused as stale', async () => {
         const env = environment(ns, backend, full);
