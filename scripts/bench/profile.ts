@@ -13,6 +13,10 @@ import { ROOT, openBenchHost, tool, type Backend, type Modules } from './scenari
 /** The programs moat runs; each gets a shim that logs start, end and arguments. */
 const SHIMMED = [
   'iptables',
+  'iptables-nft',
+  'ip6tables-nft',
+  'iptables-legacy',
+  'ip6tables-legacy',
   'iptables-nft-save',
   'iptables-nft-restore',
   'ip6tables-nft-save',

@@ -11,8 +11,6 @@ import { parseSave, SaveParseError } from './parse-save.js';
 
 export type BackendChoice = IptablesBackend | 'auto';
 
-const BACKENDS: readonly IptablesBackend[] = ['nft', 'legacy'];
-
 /** The program that lists and edits one family's rules, e.g. `ip6tables-nft`. */
 export function iptablesFor(backend: IptablesBackend, family: Family): string {
   return `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-${backend}`;
@@ -136,13 +134,11 @@ export async function detectBackend(
   ) {
     return 'nft';
   }
-  const content = new Map<IptablesBackend, string>();
-  for (const backend of BACKENDS) {
-    const held = await backendContent(runner, backend);
-    if (held !== undefined) content.set(backend, held);
-  }
-  const nft = content.get('nft');
-  const legacy = content.get('legacy');
+  const nft = await backendContent(runner, 'nft');
+  // nft holds nothing and iptables defaults to legacy: legacy is the answer whether or not it
+  // holds rules, so its ruleset (the costly read on a legacy host) need not be read here.
+  if (nft === undefined && (await defaultBackend(runner)) === 'legacy') return 'legacy';
+  const legacy = await backendContent(runner, 'legacy');
   if (nft !== undefined && legacy !== undefined) {
     throw new UserError(
       `both iptables backends hold rules on this host, so moat cannot tell which one Docker ` +

@@ -41,6 +41,31 @@ describe('detectBackend', () => {
     expect(ran.filter((c) => c.includes('legacy'))).toEqual([]);
   });
 
+  test('a legacy host (nft empty, iptables -V legacy): the large legacy ruleset is never read', async () => {
+    const { runner, ran } = scripted({
+      'cat /proc/net/ip_tables_names': ok('filter\nnat\n'),
+      'cat /proc/net/ip6_tables_names': ok('filter\n'),
+      'iptables-nft-save': ok(''),
+      'ip6tables-nft-save': ok(''),
+      'iptables-legacy-save': ok(RULES),
+      'ip6tables-legacy-save': ok(RULES),
+      'iptables -V': ok('iptables v1.8.9 (legacy)\n'),
+    });
+    expect(await detectBackend(runner, 'auto')).toBe('legacy');
+    expect(ran.filter((c) => c.startsWith('ip') && c.includes('legacy'))).toEqual([]);
+  });
+
+  test('legacy rules while iptables defaults to nft: legacy, read to be sure', async () => {
+    const { runner, ran } = scripted({
+      'cat /proc/net/ip_tables_names': ok('filter\n'),
+      'iptables-nft-save': ok(EMPTY),
+      'iptables-legacy-save': ok(RULES),
+      'iptables -V': ok('iptables v1.8.9 (nf_tables)\n'),
+    });
+    expect(await detectBackend(runner, 'auto')).toBe('legacy');
+    expect(ran).toContain('iptables-legacy-save');
+  });
+
   test('iptables without an nft backend (before 1.8) and no rules: legacy', async () => {
     const { runner } = scripted({
       'iptables-nft-save': 'missing',
