@@ -1,6 +1,6 @@
 /**
  * Apply a plan: ipsets first, then one iptables-restore --noflush transaction per family
- * (both checked with --test before either commits), then ipset destruction; verify by reading
+ * (when both families change, both checked with --test before either commits), then ipset destruction; verify by reading
  * back what the plan wrote; on any failure put back what moat owned before and say so.
  */
 import { MoatError, ExitCode, SubprocessError } from '../core/errors.js';
@@ -71,8 +71,11 @@ async function runScripts(
 ): Promise<void> {
   if (scripts.ipsetBefore !== undefined)
     await runChecked(env.runner, 'ipset', ['restore'], scripts.ipsetBefore);
-  // Checked after the new sets exist, since rules may reference them.
-  if (options.test) await restoreFamilies(env, scripts, 'test');
+  // Both families are checked before either commits, so one cannot commit while the other is
+  // refused. Checked after the new sets exist, since rules may reference them. One family alone
+  // needs no check: its restore is one transaction that commits all of it or nothing.
+  const families = FAMILIES.filter((family) => scripts.families[family] !== undefined);
+  if (options.test && families.length > 1) await restoreFamilies(env, scripts, 'test');
   await restoreFamilies(env, scripts, 'commit');
   if (scripts.ipsetAfter !== undefined)
     await runChecked(env.runner, 'ipset', ['restore'], scripts.ipsetAfter);

@@ -209,6 +209,35 @@ for (const backend of ['nft', 'legacy'] as const) {
         expect(saved(ns, backend)).toBe(before);
       });
 
+      test('one family only: no separate --test; a refused restore changes nothing, its new sets go', async () => {
+        const real = nsRunner(ns);
+        const ran: string[] = [];
+        const recording: CommandRunner = (command, args, input) => {
+          ran.push([command, ...args].join(' '));
+          return real(command, args, input);
+        };
+        const env = environment(ns, backend, full, recording);
+        const plan = planOn(await env.readLive(), full);
+        const ipv4 = plan.steps.filter((s) => 'family' in s && s.family === 'ipv4');
+        expect(ipv4.some((s) => s.kind === 'create-set')).toBe(true);
+        const broken = {
+          ...plan,
+          steps: ipv4.map((s) =>
+            s.kind === 'create-chain' && s.chain === 'MOAT-INPUT'
+              ? {
+                  ...s,
+                  rules: [...s.rules, { id: 'bad', spec: 'x', line: '-m nosuchmatch -j DROP' }],
+                }
+              : s,
+          ),
+        };
+        const before = saved(ns, backend);
+        await expect(applyPlan(broken, env)).rejects.toThrow(/the host is as it was/);
+        expect(saved(ns, backend)).toBe(before);
+        expect(ran.filter((line) => line.includes('--test'))).toEqual([]);
+        expect(ran.filter((line) => line.startsWith(`ip6tables-${backend}-restore`))).toEqual([]);
+      });
+
       test('a rule that did not land (dropped from the restore input) fails verification and is rolled back', async () => {
         const real = nsRunner(ns);
         let dropped: string | undefined;
