@@ -3,7 +3,9 @@ import { dirname, resolve } from 'node:path';
 import { applyPlan, StalePlanError } from '../apply/apply.js';
 import { ExitCode, UserError } from '../core/errors.js';
 import { withLock } from '../host/lock.js';
-import { openLiveHost } from '../host/read-host.js';
+import { openLiveHost, type LiveHost } from '../host/read-host.js';
+import type { Inventory } from '../docker/model.js';
+import type { LiveNetfilter } from '../netfilter/model.js';
 import { isEmptyPlan, type Plan } from '../plan/model.js';
 import { planFromDocument } from '../plan/render-json.js';
 import { renderPlanText } from '../plan/render-text.js';
@@ -85,19 +87,22 @@ export async function applyCommand(ctx: Context, options: ApplyOptions): Promise
     drift: false,
     error: error instanceof Error ? error.message : String(error),
   });
-  let loaded: LoadedPolicy;
-  try {
-    loaded = await loadValidPolicy(options.file, ctx.io, ctx.color);
-  } catch (error) {
-    await remember(ctx, options, failed(error));
-    throw error;
-  }
-  // The run is recorded under the lock too, so runs finishing together never lose a record.
-  // A busy lock means another run is doing the work: nothing to record.
+  // Lock, then read the host (under the lock) while the policy is parsed: the two overlap.
+  // A busy lock means another run is doing the work: nothing to record. The run is recorded
+  // under the lock, so runs finishing together never lose a record.
   return withLock(options.lockFile, options.lockTimeoutMs, base.command, async () => {
+    const reading = readHost(ctx, options);
+    reading.catch(() => undefined); // awaited below once the policy is valid
+    let loaded: LoadedPolicy;
+    try {
+      loaded = await loadValidPolicy(options.file, ctx.io, ctx.color);
+    } catch (error) {
+      await remember(ctx, options, failed(error));
+      throw error;
+    }
     let outcome: ApplyOutcome;
     try {
-      outcome = await applyLocked(ctx, options, loaded.policy, loaded.sha256);
+      outcome = await applyLocked(ctx, options, loaded.policy, loaded.sha256, await reading);
     } catch (error) {
       await remember(ctx, options, failed(error, loaded.sha256));
       throw error;
@@ -121,15 +126,26 @@ export async function applyCommand(ctx: Context, options: ApplyOptions): Promise
   });
 }
 
+interface HostRead {
+  readonly host: LiveHost;
+  readonly inventory: Inventory;
+  readonly live: LiveNetfilter;
+}
+
+/** One read of the host, taken under the lock: the plan and the staleness check both use it. */
+async function readHost(ctx: Context, options: ApplyOptions): Promise<HostRead> {
+  const host = await openLiveHost({ runner: ctx.runner, backend: options.backend, env: ctx.env });
+  const [inventory, live] = await Promise.all([host.readInventory(), host.readLive()]);
+  return { host, inventory, live };
+}
+
 async function applyLocked(
   ctx: Context,
   options: ApplyOptions,
   policy: Policy,
   sha256: string,
+  { host, inventory, live }: HostRead,
 ): Promise<ApplyOutcome> {
-  const host = await openLiveHost({ runner: ctx.runner, backend: options.backend, env: ctx.env });
-  // Read under the lock: the plan and the apply's staleness check both use this one read.
-  const [inventory, live] = await Promise.all([host.readInventory(), host.readLive()]);
   let plan: Plan;
   if (options.planFile !== undefined) {
     const saved = planFromDocument(await readPlanFile(options.planFile), options.planFile);
