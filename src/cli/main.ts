@@ -198,27 +198,34 @@ function build(): Command {
         const onSignal = (): void => {
           stop.abort();
         };
-        process.once('SIGTERM', onSignal);
-        process.once('SIGINT', onSignal);
+        // Kept (not `once`) until watch returns: proper-lockfile's signal-exit re-raises a
+        // signal that it finds no other listener for, which would kill watch mid-stop.
+        process.on('SIGTERM', onSignal);
+        process.on('SIGINT', onSignal);
         const { watchCommand } = await import('../app/watch.js');
-        exitCode = await watchCommand(
-          context(program),
-          {
-            file: o.file,
-            backend: o.backend,
-            autoApprove: true,
-            quiet: true,
-            detailedExitcode: false,
-            lockFile: o.lockFile,
-            lockTimeoutMs: parseDuration(o.lockTimeout),
-            stateDir: o.stateDir,
-            ...(o.metricsFile === undefined ? {} : { metricsFile: o.metricsFile }),
-            logFormat: o.logFormat,
-            intervalMs: parseDuration(o.interval),
-            debounceMs: parseDuration(o.debounce),
-          },
-          stop.signal,
-        );
+        try {
+          exitCode = await watchCommand(
+            context(program),
+            {
+              file: o.file,
+              backend: o.backend,
+              autoApprove: true,
+              quiet: true,
+              detailedExitcode: false,
+              lockFile: o.lockFile,
+              lockTimeoutMs: parseDuration(o.lockTimeout),
+              stateDir: o.stateDir,
+              ...(o.metricsFile === undefined ? {} : { metricsFile: o.metricsFile }),
+              logFormat: o.logFormat,
+              intervalMs: parseDuration(o.interval),
+              debounceMs: parseDuration(o.debounce),
+            },
+            stop.signal,
+          );
+        } finally {
+          process.off('SIGTERM', onSignal);
+          process.off('SIGINT', onSignal);
+        }
       },
     );
 
