@@ -38,11 +38,11 @@ function isRunning(pid: number): boolean {
 }
 
 /**
- * Who holds the lock. The holder writes its file just after taking the lock and removes it just
- * before releasing, so a missing file means a run that is starting or finishing: look again
- * briefly before saying so.
+ * Who holds the lock, or undefined when no holder shows itself. The holder writes its file just
+ * after taking the lock and removes it just before releasing, so a missing file means a run
+ * that is starting or finishing: look again briefly before giving up.
  */
-async function describeHolder(path: string): Promise<string> {
+async function describeHolder(path: string): Promise<string | undefined> {
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
       const holder = JSON.parse(await readFile(holderPath(path), 'utf8')) as Holder;
@@ -54,8 +54,11 @@ async function describeHolder(path: string): Promise<string> {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
-  return 'held by another moat run that is starting or finishing';
+  return undefined;
 }
+
+/** Tries to take the lock a few times when its holder was just finishing. */
+const FINISHING_RETRIES = 2;
 
 /** Parses `0`, `30`, `500ms`, `30s`, `2m`; returns milliseconds. */
 export function parseDuration(text: string): number {
@@ -77,33 +80,39 @@ export async function withLock<T>(
   command: string,
   work: () => Promise<T>,
 ): Promise<T> {
-  let release: () => Promise<void>;
   // Loaded here, not at the top: only commands that take the lock pay for it.
   // A CommonJS package: node's loader and the bundle both put module.exports on `default`.
   type LockModule = typeof import('proper-lockfile');
   const loaded = (await import('proper-lockfile')) as LockModule & { default?: LockModule };
   const lockfile = loaded.default ?? loaded;
-  try {
-    release = await lockfile.lock(path, {
-      lockfilePath: path,
-      realpath: false,
-      stale: STALE_MS,
-      retries: {
-        retries: Math.ceil(timeoutMs / RETRY_MS),
-        factor: 1,
-        minTimeout: RETRY_MS,
-        maxTimeout: RETRY_MS,
-      },
-    });
-  } catch (error) {
-    if ((error as { code?: string }).code === 'ELOCKED') {
+  let release: (() => Promise<void>) | undefined;
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 0; release === undefined; attempt++) {
+    try {
+      release = await lockfile.lock(path, {
+        lockfilePath: path,
+        realpath: false,
+        stale: STALE_MS,
+        retries: {
+          retries: Math.max(0, Math.ceil((deadline - Date.now()) / RETRY_MS)),
+          factor: 1,
+          minTimeout: RETRY_MS,
+          maxTimeout: RETRY_MS,
+        },
+      });
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ELOCKED') {
+        throw new MoatError(`cannot take the lock ${path}: ${(error as Error).message}`, {
+          code: 'lock',
+        });
+      }
+      const holder = await describeHolder(path);
+      // No holder shows itself: most likely one that was finishing as we asked; try again.
+      if (holder === undefined && attempt < FINISHING_RETRIES) continue;
       throw new LockBusyError(
-        `the lock ${path} is ${await describeHolder(path)}; nothing was changed`,
+        `the lock ${path} is ${holder ?? 'held by another moat run that is starting or finishing'}; nothing was changed`,
       );
     }
-    throw new MoatError(`cannot take the lock ${path}: ${(error as Error).message}`, {
-      code: 'lock',
-    });
   }
   try {
     const holder: Holder = { pid: process.pid, command, since: new Date().toISOString() };

@@ -217,8 +217,9 @@ describeWith(
       }
     }, 300_000);
 
-    // The holder writes its file just after taking the lock and removes it before releasing;
-    // a refused run started in that window must still name a holder of its own round.
+    // The holder writes its file just after taking the lock and removes it before releasing; a
+    // run refused in that window takes the lock after all once the holder is gone, or names a
+    // holder of its own round.
     test('each refused run names the holder: a run of its own round, with its command and start time', () => {
       expect(refusals.length).toBeGreaterThan(0);
       for (const { stderr, pids, context } of refusals) {

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ExitCode } from '../../src/core/errors.js';
+import lockfile from 'proper-lockfile';
 import { LockBusyError, parseDuration, withLock } from '../../src/host/lock.js';
 
 function lockPath(): { path: string; done: () => void } {
@@ -64,5 +65,43 @@ describe('lock', () => {
     expect(parseDuration('2m')).toBe(120_000);
     expect(parseDuration('500ms')).toBe(500);
     expect(() => parseDuration('soon')).toThrow(/invalid duration "soon"/);
+  });
+});
+
+describe('lock held by a run that shows no holder', () => {
+  test('one that finishes as we ask: the refused run takes the lock after all', async () => {
+    const { path, done } = lockPath();
+    try {
+      // Held without a holder file, as a moat run holds it in its last instant; released soon.
+      const release = await lockfile.lock(path, { lockfilePath: path, realpath: false });
+      const releasing = new Promise<void>((resolve) =>
+        setTimeout(() => {
+          void release().then(resolve);
+        }, 100),
+      );
+      await expect(withLock(path, 0, 'second', () => Promise.resolve('ran'))).resolves.toBe('ran');
+      await releasing;
+    } finally {
+      done();
+    }
+  });
+
+  test('one that keeps it: refused, and no pid is named', async () => {
+    const { path, done } = lockPath();
+    try {
+      const release = await lockfile.lock(path, { lockfilePath: path, realpath: false });
+      try {
+        const refused = await withLock(path, 0, 'second', () => Promise.resolve('ran')).catch(
+          (e: unknown) => e,
+        );
+        expect(refused).toBeInstanceOf(LockBusyError);
+        expect((refused as Error).message).toMatch(/starting or finishing; nothing was changed$/);
+        expect((refused as Error).message).not.toMatch(/pid/);
+      } finally {
+        await release();
+      }
+    } finally {
+      done();
+    }
   });
 });
