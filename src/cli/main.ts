@@ -115,7 +115,7 @@ function build(): Command {
         out?: string;
         detailedExitcode?: boolean;
       }) => {
-        const { planCommand } = await import('../app/commands.js');
+        const { planCommand } = await import('../app/plan.js');
         exitCode = await planCommand(context(program), {
           file: o.file,
           backend: o.backend,
