@@ -1,20 +1,16 @@
-/** `moat apply`: plan (or check a saved plan), confirm, apply under the lock, record the run. */
+/**
+ * `moat apply`: take the lock, read the host, plan (or check a saved plan), confirm, apply,
+ * record the run. The planning and applying code (src/app/apply-locked.ts, with the policy
+ * reader and compiler) loads while the host is read.
+ */
 import { dirname, resolve } from 'node:path';
-import { applyPlan, StalePlanError } from '../apply/apply.js';
-import { ExitCode, UserError } from '../core/errors.js';
 import { withLock } from '../host/lock.js';
-import { openLiveHost, type LiveHost } from '../host/read-host.js';
-import type { Inventory } from '../docker/model.js';
-import type { LiveNetfilter } from '../netfilter/model.js';
-import { isEmptyPlan, type Plan } from '../plan/model.js';
-import { planFromDocument } from '../plan/render-json.js';
-import { renderPlanText } from '../plan/render-text.js';
-import type { Policy } from '../policy/model.js';
+import { openLiveHost } from '../host/read-host.js';
 import { renderMetrics } from '../state/metrics.js';
 import { readHistory, recordRun, writeAtomically, type RunRecord } from '../state/runs.js';
-import { readPlanFile } from './commands.js';
-import { changesExit, planFor, type Context, type HostOptions } from './context.js';
-import { loadValidPolicy, type LoadedPolicy } from './policy-input.js';
+import type { ApplyOutcome, HostRead } from './apply-locked.js';
+import type { Context, HostOptions } from './context.js';
+import type { LoadedPolicy } from './policy-input.js';
 import { TOOL_VERSION } from './version.js';
 
 export type LogFormat = 'text' | 'json';
@@ -30,18 +26,6 @@ export interface ApplyOptions extends HostOptions {
   readonly stateDir: string;
   readonly metricsFile?: string;
   readonly logFormat: LogFormat;
-}
-
-interface ApplyOutcome {
-  readonly exitCode: number;
-  readonly plan: Plan;
-  readonly changed: boolean;
-  readonly backend: string;
-}
-
-function appliedLine(plan: Plan): string {
-  const { add, change, destroy } = plan.summary;
-  return `Apply complete: ${add} added, ${change} changed, ${destroy} destroyed.\n`;
 }
 
 async function gitRevision(ctx: Context, file: string): Promise<string | undefined> {
@@ -93,6 +77,8 @@ export async function applyCommand(ctx: Context, options: ApplyOptions): Promise
   return withLock(options.lockFile, options.lockTimeoutMs, base.command, async () => {
     const reading = readHost(ctx, options);
     reading.catch(() => undefined); // awaited below once the policy is valid
+    const revision = gitRevision(ctx, options.file); // recorded at the end; asked now
+    const { applyLocked, loadValidPolicy } = await import('./apply-locked.js');
     let loaded: LoadedPolicy;
     try {
       loaded = await loadValidPolicy(options.file, ctx.io, ctx.color);
@@ -107,13 +93,13 @@ export async function applyCommand(ctx: Context, options: ApplyOptions): Promise
       await remember(ctx, options, failed(error, loaded.sha256));
       throw error;
     }
-    const revision = await gitRevision(ctx, options.file);
+    const gitRevisionNow = await revision;
     const record: RunRecord = {
       ...base,
       duration_ms: Date.now() - started,
       result: outcome.changed ? 'changed' : 'unchanged',
       policy_sha256: loaded.sha256,
-      ...(revision === undefined ? {} : { git_revision: revision }),
+      ...(gitRevisionNow === undefined ? {} : { git_revision: gitRevisionNow }),
       changes: outcome.changed ? outcome.plan.summary : { add: 0, change: 0, destroy: 0 },
       drift: outcome.changed && outcome.plan.steps.some((step) => step.reason === 'drift'),
       backend: outcome.backend,
@@ -126,83 +112,9 @@ export async function applyCommand(ctx: Context, options: ApplyOptions): Promise
   });
 }
 
-interface HostRead {
-  readonly host: LiveHost;
-  readonly inventory: Inventory;
-  readonly live: LiveNetfilter;
-}
-
 /** One read of the host, taken under the lock: the plan and the staleness check both use it. */
 async function readHost(ctx: Context, options: ApplyOptions): Promise<HostRead> {
   const host = await openLiveHost({ runner: ctx.runner, backend: options.backend, env: ctx.env });
   const [inventory, live] = await Promise.all([host.readInventory(), host.readLive()]);
   return { host, inventory, live };
-}
-
-async function applyLocked(
-  ctx: Context,
-  options: ApplyOptions,
-  policy: Policy,
-  sha256: string,
-  { host, inventory, live }: HostRead,
-): Promise<ApplyOutcome> {
-  let plan: Plan;
-  if (options.planFile !== undefined) {
-    const saved = planFromDocument(await readPlanFile(options.planFile), options.planFile);
-    if (saved.policySha256 !== sha256) {
-      throw new StalePlanError(
-        `${options.file} changed since ${options.planFile} was made; nothing was applied. Plan again.`,
-      );
-    }
-    if (saved.toolVersion !== TOOL_VERSION) {
-      throw new StalePlanError(
-        `${options.planFile} was made by moat ${saved.toolVersion ?? '?'}, this is ${TOOL_VERSION}; nothing was applied. Plan again.`,
-      );
-    }
-    // Apply only what moat itself computes now: a saved plan is a confirmation of intent, so
-    // a plan file edited by hand (or made for another host state) can never inject a rule.
-    plan = planFor(policy, inventory, live);
-    if (JSON.stringify(plan.steps) !== JSON.stringify(saved.plan.steps)) {
-      throw new StalePlanError(
-        `the host or its containers changed since ${options.planFile} was made (or the file was edited); nothing was applied. Plan again.`,
-      );
-    }
-  } else {
-    plan = planFor(policy, inventory, live);
-  }
-
-  const talk = options.logFormat === 'text' && !options.quiet;
-  if (talk) ctx.io.out(renderPlanText(plan, { color: ctx.color }));
-  if (isEmptyPlan(plan))
-    return { exitCode: ExitCode.ok, plan, changed: false, backend: host.backend };
-  if (options.planFile === undefined && !options.autoApprove) {
-    if (!ctx.io.interactive) {
-      throw new UserError(
-        'not a terminal: pass --auto-approve to apply without confirmation (nothing was changed)',
-        'needs-approval',
-      );
-    }
-    const answer = await ctx.io.ask('\nApply these changes? Only "yes" applies: ');
-    if (answer.trim() !== 'yes') {
-      ctx.io.err('Apply cancelled; nothing was changed.\n');
-      return { exitCode: ExitCode.error, plan, changed: false, backend: host.backend };
-    }
-  }
-  await applyPlan(
-    plan,
-    {
-      runner: ctx.runner,
-      backend: host.backend,
-      readLive: () => host.readLive(),
-      replan: (after) => planFor(policy, inventory, after),
-    },
-    live,
-  );
-  if (options.logFormat === 'text') ctx.io.out(appliedLine(plan));
-  return {
-    exitCode: changesExit(true, options.detailedExitcode),
-    plan,
-    changed: true,
-    backend: host.backend,
-  };
 }
