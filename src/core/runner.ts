@@ -5,8 +5,19 @@ export interface CommandResult {
   readonly exitCode: number;
 }
 
+export interface RunOptions {
+  /**
+   * Called with stdout as it arrives (whole characters, in order), so a caller can parse
+   * while the program still prints; stdout is then not kept, and the result's is empty. A
+   * runner may ignore this (a test's runner, say) and return all of stdout as usual: a caller
+   * that got no chunk reads the result.
+   */
+  readonly onStdout?: (chunk: string) => void;
+}
+
 export type CommandRunner = (
   command: string,
   args: readonly string[],
   input?: string,
+  options?: RunOptions,
 ) => Promise<CommandResult>;

@@ -20,15 +20,21 @@ function startFailure(command: string, error: NodeJS.ErrnoException): Subprocess
  * parsers expect. Never throws for a non-zero exit; only when the program cannot start or is
  * killed by a signal.
  */
-export const execRunner: CommandRunner = (command, args, input) =>
+export const execRunner: CommandRunner = (command, args, input, options) =>
   new Promise<CommandResult>((resolve, reject) => {
     const child = spawn(command, [...args], {
       env: { ...process.env, LC_ALL: 'C' },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-    const stdout: Buffer[] = [];
+    const stdout: string[] = [];
     const stderr: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+    // Decoded as it arrives: a character split between two reads is never cut in half.
+    child.stdout.setEncoding('utf8');
+    const onStdout = options?.onStdout;
+    child.stdout.on('data', (chunk: string) => {
+      if (onStdout === undefined) stdout.push(chunk);
+      else onStdout(chunk);
+    });
     child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
     child.on('error', (error: NodeJS.ErrnoException) => {
       reject(startFailure(command, error));
@@ -39,7 +45,7 @@ export const execRunner: CommandRunner = (command, args, input) =>
         reject(new SubprocessError(command, undefined, `killed by ${signal ?? 'a signal'}`));
         return;
       }
-      resolve({ stdout: Buffer.concat(stdout).toString('utf8'), stderr: err, exitCode: code });
+      resolve({ stdout: stdout.join(''), stderr: err, exitCode: code });
     });
     // A program may exit without reading all of its input; its exit code tells what happened.
     child.stdin.on('error', () => undefined);

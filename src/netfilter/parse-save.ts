@@ -296,28 +296,54 @@ const NEW_CHAIN_LINE = /^-N (\S+)$/;
  * iptables-save prints (same order, same quoting), so the table equals what parseSave gives
  * for that table's save output. `-S` has no `*table`/`COMMIT` framing, so truncated output is
  * not detectable here: the caller checks the exit status. With `only`, other chains are
- * skipped without looking at their rules.
+ * skipped without looking at their rules. Fed piece by piece as the program prints, so parsing
+ * overlaps the listing.
  */
-export function parseListingDetailed(
-  text: string,
-  family: Family,
-  table: string,
-  only?: ReadonlySet<string>,
-): ParsedSave {
-  if (!TABLE_NAME.test(table)) throw new SaveParseError(`bad table name: ${table}`);
-  const chains = new Map<string, ChainBuilder>();
-  const warnings: string[] = [];
-  const lines = outputLines(text);
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i] as string;
-    const lineNo = i + 1;
+export class ListingParser {
+  private readonly chains = new Map<string, ChainBuilder>();
+  private readonly warnings: string[] = [];
+  private lineNo = 0;
+  /** The start of a line whose end has not arrived yet. */
+  private rest = '';
+
+  constructor(
+    private readonly family: Family,
+    private readonly table: string,
+    private readonly only?: ReadonlySet<string>,
+  ) {
+    if (!TABLE_NAME.test(table)) throw new SaveParseError(`bad table name: ${table}`);
+  }
+
+  /** Parses the whole lines in `chunk`; a line cut at its end waits for the next chunk. */
+  push(chunk: string): void {
+    const text = this.rest + chunk;
+    let start = 0;
+    for (let end = text.indexOf('\n'); end >= 0; end = text.indexOf('\n', start)) {
+      this.line(text.slice(start, end));
+      start = end + 1;
+    }
+    this.rest = text.slice(start);
+  }
+
+  /** The table, once all the output has been pushed. */
+  end(): ParsedSave {
+    if (this.rest !== '') this.line(this.rest);
+    this.rest = '';
+    const tables = new Map<string, LiveTable>([[this.table, freezeTable(this.table, this.chains)]]);
+    return { ruleset: { family: this.family, tables }, warnings: this.warnings };
+  }
+
+  private line(raw: string): void {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    const lineNo = ++this.lineNo;
+    const { chains, only } = this;
     if (line.startsWith('-A ')) {
       if (only !== undefined) {
         const space = line.indexOf(' ', 3);
-        if (!only.has(space < 0 ? line.slice(3) : line.slice(3, space))) continue;
+        if (!only.has(space < 0 ? line.slice(3) : line.slice(3, space))) return;
       }
       addRule(LISTING, chains, lineNo, line);
-      continue;
+      return;
     }
     if (line.startsWith('-P ')) {
       const m = POLICY_LINE.exec(line);
@@ -326,7 +352,7 @@ export function parseListingDetailed(
       if (only === undefined || only.has(name)) {
         declareChain(LISTING, chains, lineNo, line, name, m[2]);
       }
-      continue;
+      return;
     }
     if (line.startsWith('-N ')) {
       const m = NEW_CHAIN_LINE.exec(line);
@@ -335,17 +361,27 @@ export function parseListingDetailed(
       if (only === undefined || only.has(name)) {
         declareChain(LISTING, chains, lineNo, line, name, undefined);
       }
-      continue;
+      return;
     }
     if (line.startsWith('#')) {
-      commentLine(family, lineNo, line, warnings);
-      continue;
+      commentLine(this.family, lineNo, line, this.warnings);
+      return;
     }
-    if (line.trim() === '') continue;
+    if (line.trim() === '') return;
     throw lineError(LISTING, lineNo, line, 'unrecognised line');
   }
-  const tables = new Map<string, LiveTable>([[table, freezeTable(table, chains)]]);
-  return { ruleset: { family, tables }, warnings };
+}
+
+/** parseListing's result with the notices found; see ListingParser. */
+export function parseListingDetailed(
+  text: string,
+  family: Family,
+  table: string,
+  only?: ReadonlySet<string>,
+): ParsedSave {
+  const parser = new ListingParser(family, table, only);
+  parser.push(text);
+  return parser.end();
 }
 
 /**

@@ -8,7 +8,7 @@
  * 260 ms here); on legacy both cost the same.
  */
 import { SubprocessError } from '../core/errors.js';
-import type { CommandResult, CommandRunner } from '../core/runner.js';
+import type { CommandResult, CommandRunner, RunOptions } from '../core/runner.js';
 import type { Family } from '../policy/model.js';
 import { iptablesFor, legacyTableNames } from './backend.js';
 import type {
@@ -20,7 +20,12 @@ import type {
   LiveTable,
 } from './model.js';
 import { parseIpsetSave } from './parse-ipset.js';
-import { incompatibleTableError, parseListing, SaveParseError } from './parse-save.js';
+import {
+  incompatibleTableError,
+  ListingParser,
+  parseListing,
+  SaveParseError,
+} from './parse-save.js';
 
 const DEFAULT_TABLES: readonly string[] = ['filter'];
 
@@ -35,10 +40,11 @@ async function list(
   family: Family,
   table: string,
   chain?: string,
+  options?: RunOptions,
 ): Promise<{ result: CommandResult; command: string; args: string[] }> {
   const command = iptablesFor(backend, family);
   const args = chain === undefined ? ['-t', table, '-S'] : ['-t', table, '-S', chain];
-  return { result: await runner(command, args), command, args };
+  return { result: await runner(command, args, undefined, options), command, args };
 }
 
 async function listTable(
@@ -48,7 +54,22 @@ async function listTable(
   table: string,
   only?: ReadonlySet<string>,
 ): Promise<LiveTable> {
-  const { result, command, args } = await list(runner, backend, family, table);
+  // Parsed as it is printed (tens of thousands of lines on a busy host); a parse error is
+  // kept until the exit status has been looked at, which explains a failure better.
+  const parser = new ListingParser(family, table, only);
+  const stream: { started: boolean; error?: Error } = { started: false };
+  const onStdout = (chunk: string): void => {
+    stream.started = true;
+    if (stream.error !== undefined) return;
+    try {
+      parser.push(chunk);
+    } catch (error) {
+      stream.error = error instanceof Error ? error : new Error(String(error));
+    }
+  };
+  const { result, command, args } = await list(runner, backend, family, table, undefined, {
+    onStdout,
+  });
   if (result.exitCode !== 0) {
     const incompatible = INCOMPATIBLE_TABLE.exec(result.stderr);
     if (incompatible !== null && incompatible[1] === table) {
@@ -56,7 +77,9 @@ async function listTable(
     }
     throw new SubprocessError([command, ...args].join(' '), result.exitCode, result.stderr);
   }
-  return parseListing(result.stdout, family, table, only).tables.get(table) as LiveTable;
+  if (stream.error !== undefined) throw stream.error;
+  if (!stream.started) parser.push(result.stdout); // a runner that does not stream
+  return parser.end().ruleset.tables.get(table) as LiveTable;
 }
 
 async function readFamily(

@@ -21,6 +21,19 @@ describe('execRunner', () => {
     expect(result.exitCode).toBe(0);
   });
 
+  test('streams stdout in whole characters as it arrives, and then does not keep it', async () => {
+    const chunks: string[] = [];
+    // 200 KB of two- and three-byte characters: many reads, some ending inside a character.
+    const script =
+      'i=0; while [ $i -lt 40000 ]; do printf "\\303\\251\\342\\202\\254"; i=$((i+1)); done';
+    const result = await execRunner('sh', ['-c', script], undefined, {
+      onStdout: (chunk) => chunks.push(chunk),
+    });
+    expect(chunks.length).toBeGreaterThan(1);
+    expect(chunks.join('')).toBe('é€'.repeat(40000));
+    expect(result).toEqual({ stdout: '', stderr: '', exitCode: 0 });
+  });
+
   test('runs in the C locale, so tools print what the parsers expect', async () => {
     const result = await execRunner('sh', ['-c', 'printf "%s" "$LC_ALL"']);
     expect(result.stdout).toBe('C');

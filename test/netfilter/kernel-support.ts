@@ -29,8 +29,8 @@ export function load(ns: NetNs, backend: IptablesBackend, family: Family, text: 
 
 /** A CommandRunner whose every command runs inside `ns`. */
 export function nsRunner(ns: NetNs): CommandRunner {
-  return (command, args, input) =>
-    execRunner('ip', ['netns', 'exec', ns.name, command, ...args], input);
+  return (command, args, input, options) =>
+    execRunner('ip', ['netns', 'exec', ns.name, command, ...args], input, options);
 }
 
 /** A runner that records what it ran, to assert what detection did and did not touch. */

@@ -5,6 +5,7 @@ import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import type { LiveRuleset, LiveTable } from '../../src/netfilter/model.js';
 import {
+  ListingParser,
   parseListing,
   parseListingDetailed,
   parseSave,
@@ -50,6 +51,43 @@ function listingError(text: string, line: number): SaveParseError {
   expect(error.message).toMatch(new RegExp(`(iptables -S output, )?line ${line}\\b`));
   return error;
 }
+
+describe('ListingParser fed piece by piece, as a program prints', () => {
+  test('any cut of the output, even inside a line or a CRLF, parses as the whole', () => {
+    const table = parseSave(fixture('docker-20.10-live.iptables-save'), 'ipv4').tables.get(
+      'filter',
+    ) as LiveTable;
+    const text = listingOf(table);
+    const whole = parseListingDetailed(text, 'ipv4', 'filter');
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.nat({ max: text.length }), { maxLength: 40 }),
+        fc.boolean(),
+        (cuts, crlf) => {
+          const input = crlf ? text.replace(/\n/g, '\r\n') : text;
+          const points = [...cuts.map((c) => Math.min(c, input.length))].sort((a, b) => a - b);
+          const parser = new ListingParser('ipv4', 'filter');
+          let from = 0;
+          for (const at of [...points, input.length]) {
+            parser.push(input.slice(from, at));
+            from = at;
+          }
+          expect(parser.end()).toEqual(whole);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  test('a malformed line is reported with its number, wherever the pieces were cut', () => {
+    const parser = new ListingParser('ipv4', 'filter');
+    parser.push('-P INPUT ACCEPT\n-N DOC');
+    parser.push('KER\n-A DOCKER -j RETURN\n-X bro');
+    expect(() => {
+      parser.push('ken\n');
+    }).toThrow(/line 4\b/);
+  });
+});
 
 describe('parseListing', () => {
   test('built-in chains come as -P, user chains as -N; rules as in save', () => {
