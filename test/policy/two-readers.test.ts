@@ -153,6 +153,16 @@ describe('the quick reader and the reference reader agree', () => {
     sameAnswer(text);
   });
 
+  test('keys that name Object.prototype members read the same', () => {
+    for (const text of [
+      'version: 1\ncontainers:\n  __proto__:\n    ingress: [{ports: [80], from: [host]}]\n',
+      'version: 1\n__proto__: {a: 1}\ncontainers: {}\n',
+      'version: 1\ncontainers:\n  constructor: {}\n  toString: {}\n',
+    ]) {
+      sameAnswer(text);
+    }
+  });
+
   test('a port written 0b1010000 is refused, as YAML 1.2 reads it: a string', () => {
     const text =
       'version: 1\ncontainers:\n  ghost:\n    ingress:\n      - ports: [0b1010000]\n        from: [host]\n';
