@@ -229,17 +229,19 @@ describe('readFilterChains with a scripted runner', () => {
     );
   });
 
-  test('legacy: the table is listed once for all the chains', async () => {
+  test('legacy: the table is read once for all the chains, with save (it takes no lock)', async () => {
     const { runner, ran } = answers({
       'cat /proc/net/ip_tables_names': ok('filter\n'),
-      'iptables-legacy -t filter -S': ok('-P FORWARD ACCEPT\n-N MOAT-A\n-A FORWARD -j MOAT-A\n'),
+      'iptables-legacy-save -t filter': ok(
+        '*filter\n:FORWARD ACCEPT [0:0]\n:MOAT-A - [0:0]\n-A FORWARD -j MOAT-A\nCOMMIT\n',
+      ),
     });
     const chains = await readFilterChains(runner, 'legacy', 'ipv4', [
       'FORWARD',
       'MOAT-A',
       'MOAT-B',
     ]);
-    expect(ran.filter((c) => c.includes('-S'))).toEqual(['iptables-legacy -t filter -S']);
+    expect(ran.filter((c) => c.startsWith('ip'))).toEqual(['iptables-legacy-save -t filter']);
     expect(chains.get('FORWARD')!.rules).toHaveLength(1);
     expect(chains.get('MOAT-A')).toEqual({ name: 'MOAT-A', rules: [] });
     expect(chains.get('MOAT-B')).toBeUndefined();
