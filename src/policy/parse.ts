@@ -130,15 +130,21 @@ function isStackOverflow(error: unknown): boolean {
 
 /**
  * Text where js-yaml and `yaml` could disagree, or where only `yaml`'s limits and messages
- * hold: directives (`%YAML 1.1` changes what scalars mean), explicit and collection keys,
- * anchors and aliases (js-yaml shares the aliased object: no expansion limit), and `0b…`
- * (a number to js-yaml, a string in YAML 1.2). Matching more than these only costs time.
+ * hold: directives (`%YAML 1.1` changes what scalars mean) and a byte-order mark (which hides
+ * one from a line-start match), explicit and collection keys, keys that read as null (`~:`,
+ * `null:`, an empty key), tags, anchors and aliases (js-yaml shares the aliased object: no
+ * expansion limit), a carriage return that ends a line alone, and `0b…` (a number to js-yaml,
+ * a string in YAML 1.2). Matching more than these only costs time.
  */
 const NEEDS_REFERENCE_READER = [
   /^%/m,
+  /\uFEFF/,
   /(?:^|[\s,[{])\?(?:[ \t]|$)/m,
   /[\]}][ \t]*:(?:[ \t]|$)/m,
+  /(?:^|[\s,[{])(?:~|null|Null|NULL)?[ \t]*:(?:[ \t]|$)/m,
+  /(?:^|[\s,[{])!/m,
   /(?:^|[\s,[{])[&*][^\s,[\]{}]/m,
+  /\r(?!\n)/,
   /0b[01]/,
 ];
 

@@ -153,6 +153,22 @@ describe('the quick reader and the reference reader agree', () => {
     sameAnswer(text);
   });
 
+  test.each([
+    [
+      'a byte-order mark before a YAML 1.1 directive',
+      '\uFEFF%YAML 1.1\n---\nversion: 1\ncontainers:\n  yes: {}\n',
+    ],
+    ['a key that reads as null', 'version: 1\ncontainers:\n  null: {}\n'],
+    ['a key that reads as null (~)', 'version: 1\ncontainers:\n  ~: {}\n'],
+    ['an empty key', 'version: 1\ncontainers:\n  : {}\n'],
+    ['a tag', 'version: !!float "1"\ncontainers: {}\n'],
+    ['a tag on a name', 'version: 1\ncontainers:\n  !!str ghost: {}\n'],
+    ['lines ended by a carriage return alone', 'version: 1\rcontainers: {}\r'],
+  ])('%s: the reference reader decides, and agrees', (_why, text) => {
+    expect(parsePolicyQuickly(text)).toBeUndefined();
+    sameAnswer(text);
+  });
+
   test('keys that name Object.prototype members read the same', () => {
     for (const text of [
       'version: 1\ncontainers:\n  __proto__:\n    ingress: [{ports: [80], from: [host]}]\n',
