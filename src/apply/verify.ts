@@ -121,7 +121,12 @@ export async function readAfter(
     let tableRules = 0;
     const filter = before.rulesets[family].tables.get('filter');
     for (const chain of filter?.chains.values() ?? []) tableRules += chain.rules.length;
-    return readFilterChains(runner, backend, family, names, { tableRules });
+    const deleted = new Set(
+      plan.steps.flatMap((s) =>
+        s.kind === 'delete-chain' && s.family === family ? [s.chain] : [],
+      ),
+    );
+    return readFilterChains(runner, backend, family, names, { tableRules, deleted });
   };
   const [ipv4, ipv6, sets] = await Promise.all([
     chainsOf('ipv4'),

@@ -156,28 +156,41 @@ export async function readLiveNetfilter(
 }
 
 /**
- * What iptables says when asked to list a chain that does not exist. iptables-nft 1.8.7 to
- * 1.8.9 call a missing chain incompatible (the message a chain written with nft gets: such a
- * chain is left out of iptables-save as well), 1.8.10 says "Incompatible with this kernel".
+ * Whether iptables says a chain listed alone does not exist. "No chain/target/match" says so.
+ * iptables-nft 1.8.7 to 1.8.9 call a missing chain incompatible, and 1.8.10 says "Incompatible
+ * with this kernel", which are also what a chain holding rules written with nft gets: those two
+ * are `ambiguous`.
  */
-function missingChain(stderr: string, table: string, chain: string): boolean {
-  return (
-    stderr.includes('No chain/target/match by that name') ||
+function chainAbsence(
+  stderr: string,
+  table: string,
+  chain: string,
+): 'missing' | 'ambiguous' | undefined {
+  if (stderr.includes('No chain/target/match by that name')) return 'missing';
+  if (
     stderr.includes(`chain \`${chain}' in table \`${table}' is incompatible`) ||
     stderr.includes('tables: Incompatible with this kernel')
-  );
+  ) {
+    return 'ambiguous';
+  }
+  return undefined;
 }
 
-/** One chain of the filter table, listed alone; undefined when it does not exist. */
+/**
+ * One chain of the filter table, listed alone; undefined when it does not exist, `ambiguous`
+ * when iptables cannot tell a missing chain from one it cannot show.
+ */
 async function listChain(
   runner: CommandRunner,
   backend: IptablesBackend,
   family: Family,
   name: string,
-): Promise<LiveChain | undefined> {
+): Promise<LiveChain | undefined | 'ambiguous'> {
   const { result, command, args } = await list(runner, backend, family, 'filter', name);
   if (result.exitCode !== 0) {
-    if (missingChain(result.stderr, 'filter', name)) return undefined;
+    const absence = chainAbsence(result.stderr, 'filter', name);
+    if (absence === 'missing') return undefined;
+    if (absence === 'ambiguous') return 'ambiguous';
     throw new SubprocessError([command, ...args].join(' '), result.exitCode, result.stderr);
   }
   const chain = parseListing(result.stdout, family).tables.get('filter')?.chains.get(name);
@@ -196,15 +209,18 @@ const RULES_PER_CHAIN_LISTING = 500;
  * it does not exist. On nft a chain can be listed alone (`iptables-nft -S CHAIN`: 3 ms however
  * large the ruleset), which is cheaper than the whole table unless the table is small or the
  * chains many: `tableRules`, the rules the table held when last read, decides (default: alone).
- * On legacy listing one chain fetches the whole table from the kernel anyway (27 against
- * 39 ms at 50,000 rules), so the table is listed once and only the named chains are parsed.
+ * When iptables cannot tell whether a chain is missing, it counts as missing only if it is in
+ * `deleted` (just deleted: expected gone); otherwise the whole table is listed, which fails
+ * loudly on a table iptables cannot show. On legacy one chain costs the whole table anyway
+ * (27 against 39 ms at 50,000 rules), so the table is read once and only the named chains are
+ * parsed.
  */
 export async function readFilterChains(
   runner: CommandRunner,
   backend: IptablesBackend,
   family: Family,
   names: readonly string[],
-  options?: { tableRules?: number },
+  options?: { tableRules?: number; deleted?: ReadonlySet<string> },
 ): Promise<ReadonlyMap<string, LiveChain | undefined>> {
   const unique = [...new Set(names)];
   const tableRules = options?.tableRules ?? Number.POSITIVE_INFINITY;
@@ -212,7 +228,17 @@ export async function readFilterChains(
     const chains = await Promise.all(
       unique.map((name) => listChain(runner, backend, family, name)),
     );
-    return new Map(unique.map((name, i) => [name, chains[i]]));
+    const unsure = unique.some(
+      (name, i) => chains[i] === 'ambiguous' && options?.deleted?.has(name) !== true,
+    );
+    if (!unsure) {
+      return new Map(
+        unique.map((name, i) => {
+          const chain = chains[i];
+          return [name, chain === 'ambiguous' ? undefined : chain];
+        }),
+      );
+    }
   }
   // Not registered: nothing to list, and asking would create it.
   if (backend === 'legacy' && !(await legacyTableNames(runner, family)).includes('filter')) {

@@ -163,7 +163,7 @@ describe('readFilterChains with a scripted runner', () => {
     };
   };
 
-  test('nft: one listing per chain; each way iptables-nft says "no such chain" is absent', async () => {
+  test('nft: one listing per chain; each way iptables-nft says "no such chain" of a deleted chain is absent', async () => {
     const { runner, ran } = answers({
       'iptables-nft -t filter -S MOAT-A': ok('-N MOAT-A\n-A MOAT-A -j RETURN\n'),
       'iptables-nft -t filter -S MOAT-B': fail('iptables: No chain/target/match by that name.\n'),
@@ -173,14 +173,13 @@ describe('readFilterChains with a scripted runner', () => {
       'iptables-nft -t filter -S MOAT-D': fail('iptables: Incompatible with this kernel.\n'),
       'iptables-nft -t filter -S FORWARD': ok('-P FORWARD DROP\n'),
     });
-    const chains = await readFilterChains(runner, 'nft', 'ipv4', [
-      'MOAT-A',
-      'MOAT-B',
-      'MOAT-C',
-      'MOAT-D',
-      'FORWARD',
-      'MOAT-A',
-    ]);
+    const chains = await readFilterChains(
+      runner,
+      'nft',
+      'ipv4',
+      ['MOAT-A', 'MOAT-B', 'MOAT-C', 'MOAT-D', 'FORWARD', 'MOAT-A'],
+      { deleted: new Set(['MOAT-C', 'MOAT-D']) },
+    );
     expect(ran).toHaveLength(5);
     expect(chains.get('MOAT-A')).toEqual({
       name: 'MOAT-A',
@@ -191,6 +190,33 @@ describe('readFilterChains with a scripted runner', () => {
     expect(chains.get('MOAT-C')).toBeUndefined();
     expect(chains.get('MOAT-D')).toBeUndefined();
     expect(chains.get('FORWARD')).toEqual({ name: 'FORWARD', policy: 'DROP', rules: [] });
+  });
+
+  test('nft: "incompatible" for a chain not deleted lists the whole table, which tells', async () => {
+    const incompatible = fail(
+      "iptables v1.8.9 (nf_tables): chain `DOCKER-USER' in table `filter' is incompatible, use 'nft' tool.\n",
+    );
+    // Missing after all: the whole table lists without it.
+    const gone = answers({
+      'iptables-nft -t filter -S DOCKER-USER': incompatible,
+      'iptables-nft -t filter -S': ok('-P FORWARD ACCEPT\n'),
+    });
+    const chains = await readFilterChains(gone.runner, 'nft', 'ipv4', ['DOCKER-USER']);
+    expect(gone.ran).toEqual([
+      'iptables-nft -t filter -S DOCKER-USER',
+      'iptables-nft -t filter -S',
+    ]);
+    expect(chains.get('DOCKER-USER')).toBeUndefined();
+    // Written with nft: the table cannot be shown, and that is an error, not an absent chain.
+    const nftOnly = answers({
+      'iptables-nft -t filter -S DOCKER-USER': incompatible,
+      'iptables-nft -t filter -S': fail(
+        "iptables v1.8.9 (nf_tables): table `filter' is incompatible, use 'nft' tool.\n",
+      ),
+    });
+    await expect(readFilterChains(nftOnly.runner, 'nft', 'ipv4', ['DOCKER-USER'])).rejects.toThrow(
+      /iptables cannot show the ipv4 filter table/,
+    );
   });
 
   test('nft: a small table, or many chains, is listed once instead', async () => {
