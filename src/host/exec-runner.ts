@@ -31,9 +31,17 @@ export const execRunner: CommandRunner = (command, args, input, options) =>
     // Decoded as it arrives: a character split between two reads is never cut in half.
     child.stdout.setEncoding('utf8');
     const onStdout = options?.onStdout;
+    let consumerError: Error | undefined;
     child.stdout.on('data', (chunk: string) => {
       if (onStdout === undefined) stdout.push(chunk);
-      else onStdout(chunk);
+      else if (consumerError === undefined) {
+        // A throw here would escape as an uncaught exception: keep it for the caller instead.
+        try {
+          onStdout(chunk);
+        } catch (error) {
+          consumerError = error instanceof Error ? error : new Error('stdout consumer failed');
+        }
+      }
     });
     child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
     child.on('error', (error: NodeJS.ErrnoException) => {
@@ -41,6 +49,10 @@ export const execRunner: CommandRunner = (command, args, input, options) =>
     });
     child.on('close', (code, signal) => {
       const err = Buffer.concat(stderr).toString('utf8');
+      if (consumerError !== undefined) {
+        reject(consumerError);
+        return;
+      }
       if (code === null) {
         reject(new SubprocessError(command, undefined, `killed by ${signal ?? 'a signal'}`));
         return;

@@ -34,6 +34,15 @@ describe('execRunner', () => {
     expect(result).toEqual({ stdout: '', stderr: '', exitCode: 0 });
   });
 
+  test('a stdout consumer that throws rejects the run instead of crashing the process', async () => {
+    const run = execRunner('sh', ['-c', 'echo one; echo two'], undefined, {
+      onStdout: () => {
+        throw new Error('consumer broke');
+      },
+    });
+    await expect(run).rejects.toThrow('consumer broke');
+  });
+
   test('runs in the C locale, so tools print what the parsers expect', async () => {
     const result = await execRunner('sh', ['-c', 'printf "%s" "$LC_ALL"']);
     expect(result.stdout).toBe('C');
