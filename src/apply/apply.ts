@@ -1,7 +1,8 @@
 /**
- * Apply a plan: ipsets first, then one iptables-restore --noflush transaction per family
- * (when both families change, both checked with --test before either commits), then ipset destruction; verify by reading
- * back what the plan wrote; on any failure put back what moat owned before and say so.
+ * Apply a plan: ipsets first, then one iptables-restore --noflush transaction per family (when
+ * both families change, both checked with --test before either commits), then ipset
+ * destruction; verify by reading back what the plan wrote; on any failure put back what moat
+ * owned before and say so.
  */
 import { MoatError, ExitCode, SubprocessError } from '../core/errors.js';
 import type { CommandRunner } from '../core/runner.js';

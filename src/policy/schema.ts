@@ -8,7 +8,10 @@ import { readFileSync } from 'node:fs';
 import type { ErrorObject } from 'ajv/dist/2020.js';
 import { validatePolicy } from './generated/validate-policy.js';
 
-/** `../../schemas/` resolves to the schema from both src/policy (jest) and dist/policy (built). */
+/**
+ * `../../schemas/` resolves to the schema from src/policy (jest) and dist/policy (built), not
+ * from the bundle in dist/bundle/: only tests and tools use it, never a run.
+ */
 export const SCHEMA_URL = new URL('../../schemas/firewall.schema.json', import.meta.url);
 
 /** The schema document, read from the package: for tests and tools, never needed by a run. */
