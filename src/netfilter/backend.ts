@@ -125,19 +125,19 @@ export async function detectBackend(
   choice: BackendChoice,
 ): Promise<IptablesBackend> {
   if (choice !== 'auto') return choice;
+  // Asked at most once, and only when the answer depends on it.
+  let reported: Promise<IptablesBackend> | undefined;
+  const byDefault = (): Promise<IptablesBackend> => (reported ??= defaultBackend(runner));
   // The common modern host: no legacy table registered and iptables defaulting to nft. Legacy
   // then holds nothing, so the answer is nft whatever nft holds: no need to read any ruleset.
   const legacyTables = await Promise.all(FAMILIES.map((f) => legacyTableNames(runner, f)));
-  if (
-    legacyTables.every((names) => names.length === 0) &&
-    (await defaultBackend(runner)) === 'nft'
-  ) {
+  if (legacyTables.every((names) => names.length === 0) && (await byDefault()) === 'nft') {
     return 'nft';
   }
   const nft = await backendContent(runner, 'nft');
   // nft holds nothing and iptables defaults to legacy: legacy is the answer whether or not it
   // holds rules, so its ruleset (the costly read on a legacy host) need not be read here.
-  if (nft === undefined && (await defaultBackend(runner)) === 'legacy') return 'legacy';
+  if (nft === undefined && (await byDefault()) === 'legacy') return 'legacy';
   const legacy = await backendContent(runner, 'legacy');
   if (nft !== undefined && legacy !== undefined) {
     throw new UserError(
@@ -150,5 +150,5 @@ export async function detectBackend(
   }
   if (nft !== undefined) return 'nft';
   if (legacy !== undefined) return 'legacy';
-  return defaultBackend(runner);
+  return byDefault();
 }
