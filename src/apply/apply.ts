@@ -5,8 +5,7 @@
  * owned before and say so.
  */
 import { MoatError, ExitCode, SubprocessError } from '../core/errors.js';
-import type { CommandRunner } from '../core/runner.js';
-import { runChecked } from '../host/exec-runner.js';
+import { runChecked, type CommandRunner } from '../core/runner.js';
 import type { IptablesBackend, LiveNetfilter } from '../netfilter/model.js';
 import { renderRestore, type RestoreScripts } from '../netfilter/render-restore.js';
 import { toolFor } from '../netfilter/backend.js';

@@ -1,3 +1,5 @@
+import { SubprocessError } from './errors.js';
+
 /** How adapters run programs; tests substitute one to inject faults. */
 export interface CommandResult {
   readonly stdout: string;
@@ -21,3 +23,17 @@ export type CommandRunner = (
   input?: string,
   options?: RunOptions,
 ) => Promise<CommandResult>;
+
+/** Runs and throws a SubprocessError (command, exit code, stderr) on a non-zero exit. */
+export async function runChecked(
+  runner: CommandRunner,
+  command: string,
+  args: readonly string[],
+  input?: string,
+): Promise<CommandResult> {
+  const result = await runner(command, args, input);
+  if (result.exitCode !== 0) {
+    throw new SubprocessError([command, ...args].join(' '), result.exitCode, result.stderr);
+  }
+  return result;
+}

@@ -64,17 +64,3 @@ export const execRunner: CommandRunner = (command, args, input, options) =>
     if (input === undefined) child.stdin.end();
     else child.stdin.end(input);
   });
-
-/** Runs and throws a SubprocessError (command, exit code, stderr) on a non-zero exit. */
-export async function runChecked(
-  runner: CommandRunner,
-  command: string,
-  args: readonly string[],
-  input?: string,
-): Promise<CommandResult> {
-  const result = await runner(command, args, input);
-  if (result.exitCode !== 0) {
-    throw new SubprocessError([command, ...args].join(' '), result.exitCode, result.stderr);
-  }
-  return result;
-}

@@ -5,9 +5,9 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MoatError, UserError } from '../core/errors.js';
+import { runChecked } from '../core/runner.js';
 import { readDockerAnswers } from '../docker/inventory.js';
 import { inventoryFromApi } from '../docker/normalize.js';
-import { runChecked } from './exec-runner.js';
 import { toolFor } from '../netfilter/backend.js';
 import type { IptablesBackend, LiveNetfilter } from '../netfilter/model.js';
 import { parseIpsetSave } from '../netfilter/parse-ipset.js';

@@ -10,10 +10,14 @@
  * iptables-legacy-save, which never takes it.
  */
 import { SubprocessError } from '../core/errors.js';
-import type { CommandResult, CommandRunner, RunOptions } from '../core/runner.js';
+import {
+  runChecked,
+  type CommandResult,
+  type CommandRunner,
+  type RunOptions,
+} from '../core/runner.js';
 import type { Family } from '../policy/model.js';
 import { iptablesFor, legacyTableNames, toolFor } from './backend.js';
-import { runChecked } from '../host/exec-runner.js';
 import type {
   IptablesBackend,
   LiveChain,

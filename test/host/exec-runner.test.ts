@@ -1,7 +1,8 @@
 /** The process runner every adapter uses, against real programs. */
 import { describe, expect, test } from '@jest/globals';
 import { SubprocessError } from '../../src/core/errors.js';
-import { execRunner, runChecked } from '../../src/host/exec-runner.js';
+import { runChecked } from '../../src/core/runner.js';
+import { execRunner } from '../../src/host/exec-runner.js';
 
 describe('execRunner', () => {
   test('captures stdout and stderr whole, and the exit code', async () => {
