@@ -16,8 +16,6 @@ import { readPlanFile } from './commands.js';
 import { changesExit, planFor, type Context } from './context.js';
 import { TOOL_VERSION } from './version.js';
 
-export { loadValidPolicy } from './policy-input.js';
-
 export interface ApplyOutcome {
   readonly exitCode: number;
   readonly plan: Plan;

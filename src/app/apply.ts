@@ -78,7 +78,10 @@ export async function applyCommand(ctx: Context, options: ApplyOptions): Promise
     const reading = readHost(ctx, options);
     reading.catch(() => undefined); // awaited below once the policy is valid
     const revision = gitRevision(ctx, options.file); // recorded at the end; asked now
-    const { applyLocked, loadValidPolicy } = await import('./apply-locked.js');
+    const [{ applyLocked }, { loadValidPolicy }] = await Promise.all([
+      import('./apply-locked.js'),
+      import('./policy-input.js'),
+    ]);
     let loaded: LoadedPolicy;
     try {
       loaded = await loadValidPolicy(options.file, ctx.io, ctx.color);
