@@ -1,6 +1,8 @@
 /**
- * A real dockerd in its own network namespace: the inventory adapter reads it, the outside client
- * reaches a published port over IPv4 and (through docker-proxy) IPv6, and stop() leaves nothing.
+ * A real dockerd in its own network namespace, on every Docker target: the inventory adapter
+ * reads it, the outside client reaches a published port over IPv4 and (through docker-proxy)
+ * IPv6, the harness's reach probe tells the published path from direct access, and stop()
+ * leaves nothing.
  */
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +13,8 @@ import { resolveDockerEndpoint } from '../../src/docker/endpoint.js';
 import { readInventory } from '../../src/docker/inventory.js';
 import type { DockerContainer, Inventory } from '../../src/docker/model.js';
 import { DockerSandbox, HOST_V4, HOST_V6 } from '../support/docker-sandbox.js';
+import { ALL_TARGETS, describeOnDocker } from '../support/docker-targets.js';
+import { Lab } from '../support/lab.js';
 import { describeWith } from '../support/prereq.js';
 
 const reached = (status: string): boolean => status !== '000';
@@ -42,20 +46,21 @@ function processesOf(inode: number | undefined, marker: string): number[] {
   return found;
 }
 
-describeWith(
-  ['root', 'dockerd', 'ip', 'busybox', 'curl'],
+describeOnDocker(
+  ALL_TARGETS,
+  ['root', 'dockerd', 'iptables', 'ip', 'ipset', 'busybox', 'curl'],
   'DockerSandbox and readInventory',
-  () => {
-    let sandbox: DockerSandbox | undefined;
+  (target) => {
+    let lab: Lab | undefined;
     let box: DockerSandbox;
     let inventory: Inventory;
     let hostInode: number | undefined;
 
     beforeAll(async () => {
       const started = Date.now();
-      sandbox = await DockerSandbox.start();
-      box = sandbox;
-      console.log(`DockerSandbox.start took ${Date.now() - started} ms`);
+      lab = await new Lab({ target }).start();
+      box = lab.sandbox;
+      console.log(`Docker ${target.name}: DockerSandbox.start took ${Date.now() - started} ms`);
       hostInode = statSync(box.host.path).ino;
       box.runHttpd('ghost', ['2368:2368']);
       box.docker(['network', 'create', '--subnet', '172.30.0.0/24', 'appnet']);
@@ -64,7 +69,7 @@ describeWith(
     }, 180_000);
 
     afterAll(async () => {
-      await sandbox?.stop();
+      await lab?.stop();
     }, 120_000);
 
     test('the sandbox publishes its socket through DOCKER_HOST', () => {
@@ -123,6 +128,18 @@ describeWith(
     test('api is published on loopback only: the host reaches it, the outside does not', () => {
       expect(reached(box.httpStatusFromHost('http://127.0.0.1:8080/'))).toBe(true);
       expect(box.httpStatusFromWan(`http://${HOST_V4}:8080/`)).toBe('000');
+    });
+
+    test("reach() tells the published path from direct access to the container's address", async () => {
+      const ghost = await lab!.reach('ghost', 2368);
+      expect(ghost.published).toEqual({ ipv4: true, ipv6: true });
+      // The wan routes to the bridge subnets through the host. Docker 28 drops direct access to
+      // a container's address in nat mode (raw PREROUTING); before, the neighbour got through.
+      expect(ghost.direct).toEqual({ ipv4: !target.dockerForward });
+      // Published on loopback: the wan tries the host's own address, and is refused.
+      const api = await lab!.reach('api', 80);
+      expect(api.published).toEqual({ ipv4: false });
+      expect(api.probes.map((p) => p.url)).toContain(`http://${HOST_V4}:8080/`);
     });
 
     test('execInHost runs in the host namespace and passes env and input', () => {

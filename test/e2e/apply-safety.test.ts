@@ -2,7 +2,7 @@
  * `moat apply` never leaves a host half-changed (issue 6), against a real dockerd and the built
  * CLI: many applies started at once, and applies killed with SIGKILL at random instants.
  */
-import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { afterAll, expect, test } from '@jest/globals';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,9 +15,8 @@ import {
   startMoat,
   waitGroupGone,
 } from '../support/apply-harness.js';
-import { DockerSandbox } from '../support/docker-sandbox.js';
-import { moat, PolicyDir } from '../support/moat-cli.js';
-import { describeWith } from '../support/prereq.js';
+import { describeOnDocker } from '../support/docker-targets.js';
+import { useLab } from '../support/lab.js';
 import { EMPTY, HOST_ONLY } from '../support/policies.js';
 
 // The wan client's IPv4 address is in the set: it may connect over IPv4, not over IPv6 (an
@@ -51,12 +50,15 @@ const V4 = 'http://198.51.100.1:2368/';
 const V6 = 'http://[2001:db8:100::1]:2368/';
 const HOLDER = /held by pid (\d+) \(moat apply [^)]*\) since \d{4}-\d\d-\d\dT/;
 
-describeWith(
+describeOnDocker(
+  ['20.10.24'],
   ['root', 'dockerd', 'iptables', 'ipset', 'ip', 'busybox', 'curl'],
   'apply never leaves the host half-changed',
   () => {
-    let sandbox: DockerSandbox;
-    const policy = new PolicyDir();
+    const lab = useLab({}, (lab) => {
+      lab.runHttpd('ghost', ['2368:2368'], [], 2368);
+    });
+    const policy = lab.policy;
     const work = mkdtempSync(join(tmpdir(), 'moat-apply-safety-'));
     const stateDir = join(work, 'state');
     let lockCount = 0;
@@ -64,7 +66,7 @@ describeWith(
     /** Runs refused with exit 4 in the concurrency test, checked on their own below. */
     const refusals: { stderr: string; pids: number[]; context: string[] }[] = [];
 
-    const run = (args: readonly string[]) => moat(sandbox, args, sandbox.env);
+    const run = (args: readonly string[]) => lab.moat(args);
     const write = (name: PolicyName): string => policy.write(POLICIES[name]);
     const applyArgs = (
       lockFile: string,
@@ -85,8 +87,8 @@ describeWith(
       run(['plan', '-f', file, '--detailed-exitcode']).status === 0;
     const reach = async (): Promise<[boolean, boolean]> => {
       const [v4, v6] = await Promise.all([
-        httpStatusFromWanAsync(sandbox, V4),
-        httpStatusFromWanAsync(sandbox, V6),
+        httpStatusFromWanAsync(lab.sandbox, V4),
+        httpStatusFromWanAsync(lab.sandbox, V6),
       ]);
       return [v4 !== '000', v6 !== '000'];
     };
@@ -99,7 +101,7 @@ describeWith(
     const expectOneJumpEach = (name: PolicyName, what: string): void => {
       const none = name === 'empty';
       for (const family of ['ipv4', 'ipv6'] as const) {
-        const chains = filterRules(sandbox, family);
+        const chains = filterRules(lab.sandbox, family);
         const jumps = (target: string) =>
           [...chains.entries()].flatMap(([chain, rules]) =>
             chain.startsWith('MOAT-')
@@ -145,16 +147,9 @@ describeWith(
       }
     };
 
-    beforeAll(async () => {
-      sandbox = await DockerSandbox.start();
-      sandbox.runHttpd('ghost', ['2368:2368'], [], 2368);
-    }, 180_000);
-
-    afterAll(async () => {
-      await (sandbox as DockerSandbox | undefined)?.stop();
-      policy.remove();
+    afterAll(() => {
       rmSync(work, { recursive: true, force: true });
-    }, 120_000);
+    });
 
     test('six applies started at once: each exits 0 or 4, one wins, one jump each, no duplicates', async () => {
       const rounds: { policy: PolicyName; lockTimeout: string }[] = [
@@ -170,7 +165,10 @@ describeWith(
         const lockFile = freshLock();
         const runsDir = join(work, `runs-${round.policy}`);
         const runs = Array.from({ length: 6 }, () =>
-          startMoat(sandbox, applyArgs(lockFile, ['--lock-timeout', round.lockTimeout], runsDir)),
+          startMoat(
+            lab.sandbox,
+            applyArgs(lockFile, ['--lock-timeout', round.lockTimeout], runsDir),
+          ),
         );
         const pids = runs.map((r) => r.pid);
         const results = await Promise.race([
@@ -209,7 +207,7 @@ describeWith(
             'changed',
           ].sort(),
         );
-        expect(ipsetNames(sandbox).filter((n) => n.startsWith('moat-'))).toEqual(
+        expect(ipsetNames(lab.sandbox).filter((n) => n.startsWith('moat-'))).toEqual(
           round.policy === 'wan-allowed' ? ['moat-trusted'] : [],
         );
         expect(run(['plan', '-f', policy.file, '--detailed-exitcode']).status).toBe(0);
@@ -261,7 +259,7 @@ describeWith(
         const lockFile = freshLock();
         const delay = Math.floor(Math.random() * applyMs * 1.1);
         const whole = i % 2 === 0 ? 'process' : 'group';
-        const running = startMoat(sandbox, applyArgs(lockFile));
+        const running = startMoat(lab.sandbox, applyArgs(lockFile));
         await sleep(delay);
         kill9(running.pid, whole);
         const ended = await running.done;
@@ -323,7 +321,7 @@ describeWith(
         expectOneJumpEach(target, what);
         expect({
           what,
-          strays: ipsetNames(sandbox).filter(
+          strays: ipsetNames(lab.sandbox).filter(
             (n) => n.startsWith('moat-') && !(target === 'wan-allowed' && n === 'moat-trusted'),
           ),
         }).toEqual({ what, strays: [] });

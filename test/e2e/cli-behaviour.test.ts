@@ -3,7 +3,7 @@
  * them (issue 6), against a real dockerd and the built CLI: every refusal has its own exit code
  * and message, and leaves the host exactly as it was.
  */
-import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { afterAll, expect, test } from '@jest/globals';
 import {
   appendFileSync,
   existsSync,
@@ -17,10 +17,9 @@ import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { withLock } from '../../src/host/lock.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { firewallState, kill9, startMoat, waitGroupGone } from '../support/apply-harness.js';
-import { DockerSandbox } from '../support/docker-sandbox.js';
-import { moat, PolicyDir } from '../support/moat-cli.js';
-import { describeWith } from '../support/prereq.js';
+import { kill9, startMoat, waitGroupGone } from '../support/apply-harness.js';
+import { describeOnDocker } from '../support/docker-targets.js';
+import { useLab } from '../support/lab.js';
 import { EMPTY, HOST_ONLY } from '../support/policies.js';
 
 const WAN_ALLOWED = `version: 1
@@ -41,42 +40,34 @@ containers:
 
 const STACK_FRAME = /^\s+at /m;
 
-describeWith(
+describeOnDocker(
+  ['20.10.24'],
   ['root', 'dockerd', 'iptables', 'ipset', 'ip', 'busybox', 'curl'],
   'moat apply at the command line',
   () => {
-    let sandbox: DockerSandbox;
-    const policy = new PolicyDir();
+    const lab = useLab({}, (lab) => {
+      lab.runHttpd('ghost', ['2368:2368'], [], 2368);
+    });
+    const policy = lab.policy;
     const work = mkdtempSync(join(tmpdir(), 'moat-cli-behaviour-'));
     const lockFile = join(work, 'moat.lock');
     const stateDir = join(work, 'state');
 
-    const run = (args: readonly string[], env: Record<string, string> = {}) =>
-      moat(sandbox, args, { ...sandbox.env, ...env });
+    const run = (args: readonly string[], env: Record<string, string> = {}) => lab.moat(args, env);
     const apply = (args: readonly string[], env: Record<string, string> = {}) =>
       run(
         ['apply', '-f', policy.file, '--lock-file', lockFile, '--state-dir', stateDir, ...args],
         env,
       );
-    const host = () => firewallState(sandbox);
-    /** Applies `text` and checks the host then matches it. */
+    const host = () => lab.firewall();
+    /** Applies `text` with this file's lock and run records; the host then matches it. */
     const converge = (text: string): void => {
-      policy.write(text);
-      const applied = apply(['--auto-approve']);
-      if (applied.status !== 0) throw new Error(`apply failed: ${applied.stderr}`);
-      expect(run(['plan', '-f', policy.file, '--detailed-exitcode']).status).toBe(0);
+      lab.applyConverged(text, ['--lock-file', lockFile, '--state-dir', stateDir]);
     };
 
-    beforeAll(async () => {
-      sandbox = await DockerSandbox.start();
-      sandbox.runHttpd('ghost', ['2368:2368'], [], 2368);
-    }, 180_000);
-
-    afterAll(async () => {
-      await (sandbox as DockerSandbox | undefined)?.stop();
-      policy.remove();
+    afterAll(() => {
       rmSync(work, { recursive: true, force: true });
-    }, 120_000);
+    });
 
     test('without a terminal and without --auto-approve, apply refuses: exit 1, host unchanged', () => {
       converge(EMPTY);
@@ -131,7 +122,7 @@ describeWith(
       converge(EMPTY);
       policy.write(HOST_ONLY);
       const staleLock = join(work, 'killed.lock');
-      const running = startMoat(sandbox, [
+      const running = startMoat(lab.sandbox, [
         'apply',
         '-f',
         policy.file,
@@ -220,13 +211,13 @@ describeWith(
       // A moat-owned object appeared since the plan was made.
       plan();
       const chain = `MOAT-X${Math.floor(Math.random() * 1e6)}`;
-      expect(sandbox.execInHost('iptables', ['-N', chain]).status).toBe(0);
+      expect(lab.execInHost('iptables', ['-N', chain]).status).toBe(0);
       let before = host();
       const afterChain = apply([planFile]);
       expect(afterChain.status).toBe(3);
       expect(afterChain.stderr).toMatch(/^moat: .*changed since .*; nothing was applied/);
       expect(host()).toBe(before);
-      expect(sandbox.execInHost('iptables', ['-X', chain]).status).toBe(0);
+      expect(lab.execInHost('iptables', ['-X', chain]).status).toBe(0);
 
       // The policy file was edited since.
       plan();
@@ -270,7 +261,7 @@ describeWith(
 
       // A socket file left behind by a daemon that is no longer there.
       const dead = join(work, 'dead.sock');
-      const made = sandbox.execInHost(process.execPath, [
+      const made = lab.execInHost(process.execPath, [
         '-e',
         `require('net').createServer().listen(${JSON.stringify(dead)}, () => process.exit(0))`,
       ]);

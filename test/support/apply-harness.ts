@@ -1,12 +1,13 @@
 /**
  * Helpers for tests that run `moat apply` against a DockerSandbox as processes of their own:
- * started in parallel, killed at a chosen instant, and the host's firewall compared before and
- * after. Every process started here is stopped by its pid (or its own process group).
+ * started in parallel, killed at a chosen instant, and moat's objects read back afterwards.
+ * Every process started here is stopped by its pid (or its own process group).
  */
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DockerSandbox } from './docker-sandbox.js';
 import { assertBuilt, CLI, type CliResult } from './moat-cli.js';
+import { httpStatusInAsync } from './reach.js';
 
 /** A moat process running in the sandbox's host namespace. */
 export interface RunningMoat {
@@ -83,55 +84,7 @@ export function kill9(pid: number, whole: 'process' | 'group'): void {
 
 /** The HTTP status the wan client gets, without blocking the event loop ('000' = not reached). */
 export function httpStatusFromWanAsync(sandbox: DockerSandbox, url: string): Promise<string> {
-  return new Promise((resolve) => {
-    const child = spawn(
-      'nsenter',
-      [
-        `--net=${sandbox.wan.path}`,
-        'curl',
-        '-s',
-        '-g',
-        '--connect-timeout',
-        '1',
-        '-m',
-        '2',
-        '-o',
-        '/dev/null',
-        '-w',
-        '%{http_code}',
-        url,
-      ],
-      { stdio: ['ignore', 'pipe', 'ignore'] },
-    );
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.on('close', () => {
-      clearTimeout(timer);
-      resolve(out.trim() === '' ? '000' : out.trim());
-    });
-  });
-}
-
-/**
- * The host's firewall as text to compare: iptables-save and ip6tables-save of every table,
- * and ipset save, without the `# Generated` lines and packet counters that change on their own.
- */
-export function firewallState(sandbox: DockerSandbox): string {
-  const parts: string[] = [];
-  for (const tool of ['iptables-save', 'ip6tables-save', 'ipset']) {
-    const result = sandbox.execInHost(tool, tool === 'ipset' ? ['save'] : []);
-    if (result.status !== 0) throw new Error(`${tool} failed: ${result.stderr}`);
-    parts.push(
-      `## ${tool}\n` +
-        result.stdout
-          .split('\n')
-          .filter((line) => !line.startsWith('#'))
-          .map((line) => line.replace(/ \[\d+:\d+\]$/, ''))
-          .join('\n'),
-    );
-  }
-  return parts.join('\n');
+  return httpStatusInAsync(sandbox.wan, url);
 }
 
 /** Rules (`-A` lines) of one family's filter table by chain; every declared chain is a key. */
@@ -139,11 +92,8 @@ export function filterRules(
   sandbox: DockerSandbox,
   family: 'ipv4' | 'ipv6',
 ): Map<string, string[]> {
-  const tool = family === 'ipv4' ? 'iptables-save' : 'ip6tables-save';
-  const result = sandbox.execInHost(tool, ['-t', 'filter']);
-  if (result.status !== 0) throw new Error(`${tool} failed: ${result.stderr}`);
   const chains = new Map<string, string[]>();
-  for (const line of result.stdout.split('\n')) {
+  for (const line of sandbox.save(family, 'filter').split('\n')) {
     const declared = /^:(\S+) /.exec(line)?.[1];
     if (declared !== undefined) chains.set(declared, chains.get(declared) ?? []);
     const match = /^-A (\S+) /.exec(line);

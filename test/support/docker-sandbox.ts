@@ -1,10 +1,14 @@
 /**
- * A real Docker host for tests: dockerd running inside its own network namespace ("host"), with
- * its own data root, exec root, socket and containerd, all under one fresh temp dir, plus an
- * outside client namespace ("wan") linked to it by a veth pair:
+ * A real Docker host for tests: dockerd of a chosen release and firewall backend (a DockerTarget)
+ * running inside its own network namespace ("host"), with its own data root, exec root, socket
+ * and containerd, all under one fresh temp dir, plus an outside client namespace ("wan") linked
+ * to it by a veth pair:
  *
- *   host vd0 198.51.100.1/24 2001:db8:100::1/64  <->  wan vd1 198.51.100.2/24 2001:db8:100::2/64
+ *   host vd0 198.51.100.1/24 and .11   <->  wan vd1 198.51.100.2/24
+ *            2001:db8:100::1/64 and ::11          2001:db8:100::2/64
  *
+ * The wan's default routes (both families) go through the host, so it can also try container
+ * addresses directly, as a neighbour that routes to the bridge subnets would.
  * dockerd is entered with `nsenter --net` only: `ip netns exec` remounts /sys and hides the
  * cgroup mounts dockerd needs. Its iptables rules live in the host namespace, never the machine's.
  * Every wait is bounded; stop() cleans up everything, also after a failed start().
@@ -30,6 +34,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { DEFAULT_TARGET, dockerBinDir, type DockerTarget } from './docker-targets.js';
 import { NetNs } from './netns.js';
 
 export const BUSYBOX_IMAGE = 'moat-test/busybox:latest';
@@ -38,6 +43,9 @@ export const HOST_V4 = '198.51.100.1';
 export const WAN_V4 = '198.51.100.2';
 export const HOST_V6 = '2001:db8:100::1';
 export const WAN_V6 = '2001:db8:100::2';
+/** A second address of the host on the wan link, for ports published on one address only. */
+export const HOST_V4_ALT = '198.51.100.11';
+export const HOST_V6_ALT = '2001:db8:100::11';
 
 const DAEMON_READY_TIMEOUT_MS = 60_000;
 const DAEMON_STOP_TIMEOUT_MS = 20_000;
@@ -160,6 +168,7 @@ function containerPortOf(spec: string | undefined): number {
 }
 
 export class DockerSandbox {
+  readonly target: DockerTarget;
   readonly host: NetNs;
   readonly wan: NetNs;
   /** The temp dir holding everything of this sandbox (data root, exec root, socket, log). */
@@ -172,7 +181,8 @@ export class DockerSandbox {
   private daemonPid: number | undefined;
   private stopping: Promise<void> | undefined;
 
-  private constructor(host: NetNs, wan: NetNs, dir: string) {
+  private constructor(target: DockerTarget, host: NetNs, wan: NetNs, dir: string) {
+    this.target = target;
     this.host = host;
     this.wan = wan;
     this.dir = dir;
@@ -184,13 +194,18 @@ export class DockerSandbox {
   }
 
   /**
+   * @param options.target the Docker release and firewall backend (default: Debian 12's 20.10)
    * @param options.ipv6Client give the host and wan ends of the link IPv6 addresses (default true)
    * @param options.daemonArgs extra dockerd flags, e.g. `--userland-proxy=false`
    */
   static async start(options?: {
+    target?: DockerTarget;
     ipv6Client?: boolean;
     daemonArgs?: readonly string[];
   }): Promise<DockerSandbox> {
+    const target = options?.target ?? DEFAULT_TARGET;
+    // Resolved before anything is created: a release that cannot be had leaves nothing behind.
+    const binDir = dockerBinDir(target.release);
     const host = NetNs.create('dh');
     let wan: NetNs;
     try {
@@ -207,10 +222,11 @@ export class DockerSandbox {
       host.destroy();
       throw error;
     }
-    const sandbox = new DockerSandbox(host, wan, dir);
+    const sandbox = new DockerSandbox(target, host, wan, dir);
     try {
       sandbox.linkWan(options?.ipv6Client ?? true);
-      await sandbox.startDaemon(options?.daemonArgs ?? []);
+      await sandbox.startDaemon(binDir, options?.daemonArgs ?? []);
+      sandbox.checkServerVersion();
       sandbox.importBusybox();
       return sandbox;
     } catch (error) {
@@ -245,16 +261,31 @@ export class DockerSandbox {
       this.wan.name,
     );
     ip('-n', this.host.name, 'addr', 'add', `${HOST_V4}/24`, 'dev', 'vd0');
+    ip('-n', this.host.name, 'addr', 'add', `${HOST_V4_ALT}/24`, 'dev', 'vd0');
     ip('-n', this.wan.name, 'addr', 'add', `${WAN_V4}/24`, 'dev', 'vd1');
     if (ipv6) {
       ip('-n', this.host.name, 'addr', 'add', `${HOST_V6}/64`, 'dev', 'vd0', 'nodad');
+      ip('-n', this.host.name, 'addr', 'add', `${HOST_V6_ALT}/64`, 'dev', 'vd0', 'nodad');
       ip('-n', this.wan.name, 'addr', 'add', `${WAN_V6}/64`, 'dev', 'vd1', 'nodad');
     }
     ip('-n', this.host.name, 'link', 'set', 'vd0', 'up');
     ip('-n', this.wan.name, 'link', 'set', 'vd1', 'up');
+    ip('-n', this.wan.name, 'route', 'add', 'default', 'via', HOST_V4);
+    if (ipv6) ip('-n', this.wan.name, '-6', 'route', 'add', 'default', 'via', HOST_V6);
   }
 
-  private async startDaemon(extraArgs: readonly string[]): Promise<void> {
+  private async startDaemon(
+    binDir: string | undefined,
+    extraArgs: readonly string[],
+  ): Promise<void> {
+    const backendArgs: string[] = [];
+    if (this.target.firewallBackend === 'nftables') {
+      // That backend does not enable forwarding itself (../shared/docker/README.md).
+      this.host.exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+      backendArgs.push('--firewall-backend=nftables');
+    }
+    // dockerd finds docker-proxy (and runc, for releases that bring their own) on its PATH.
+    const path = binDir === undefined ? process.env.PATH : `${binDir}:${process.env.PATH ?? ''}`;
     const tag = `moat-test-${randomBytes(4).toString('hex')}`;
     mkdirSync(join(this.dir, 'data'));
     mkdirSync(join(this.dir, 'exec'));
@@ -268,7 +299,7 @@ export class DockerSandbox {
         'nsenter',
         [
           `--net=${this.host.path}`,
-          which('dockerd'),
+          binDir === undefined ? which('dockerd') : `${binDir}/dockerd`,
           '--config-file',
           config,
           '--data-root',
@@ -285,9 +316,10 @@ export class DockerSandbox {
           `${tag}-p`,
           '--shutdown-timeout',
           '5',
+          ...backendArgs,
           ...extraArgs,
         ],
-        { detached: true, stdio: ['ignore', log, log] },
+        { detached: true, stdio: ['ignore', log, log], env: { ...process.env, PATH: path } },
       );
       child.on('error', () => undefined);
       child.unref();
@@ -438,6 +470,51 @@ export class DockerSandbox {
         result.error === undefined ? result.stderr : `${result.stderr}${result.error.message}`,
       status: result.status ?? -1,
     };
+  }
+
+  /** The daemon that answers must be the release asked for (Debian's says `20.10.24+dfsg1`). */
+  private checkServerVersion(): void {
+    const version = this.docker(['version', '--format', '{{.Server.Version}}']).trim();
+    if (!version.startsWith(this.target.release))
+      throw new Error(`asked for Docker ${this.target.release}, the daemon says ${version}`);
+  }
+
+  /** One family's `iptables-save` (of one table, or all), as printed; throws on failure. */
+  save(family: 'ipv4' | 'ipv6', table?: string): string {
+    const tool = family === 'ipv4' ? 'iptables-save' : 'ip6tables-save';
+    const result = this.execInHost(tool, table === undefined ? [] : ['-t', table]);
+    if (result.status !== 0) throw new Error(`${tool} failed: ${result.stderr}`);
+    return result.stdout;
+  }
+
+  /**
+   * The host's firewall as text: the one dump tests compare before and after, and print on
+   * failure. Every table of both families, the ipsets and, under Docker's nftables backend,
+   * `nft -s list ruleset`; without the `# Generated` lines and the counters that change alone.
+   */
+  firewall(): string {
+    const parts = [
+      ['iptables-save', this.save('ipv4')],
+      ['ip6tables-save', this.save('ipv6')],
+      ['ipset save', this.checked('ipset', ['save'])],
+    ];
+    if (this.target.firewallBackend === 'nftables')
+      parts.push(['nft -s list ruleset', this.checked('nft', ['-s', 'list', 'ruleset'])]);
+    return parts
+      .map(([title, text]) => {
+        const lines = (text ?? '')
+          .split('\n')
+          .filter((line) => !line.startsWith('#'))
+          .map((line) => line.replace(/ \[\d+:\d+\]$/, ''));
+        return `## ${title ?? ''}\n${lines.join('\n')}`;
+      })
+      .join('\n');
+  }
+
+  private checked(cmd: string, args: readonly string[]): string {
+    const result = this.execInHost(cmd, args);
+    if (result.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${result.stderr}`);
+    return result.stdout;
   }
 
   /** The last lines of dockerd's log, for failure messages. */

@@ -14,6 +14,7 @@ export type Prerequisite =
   | 'dockerd'
   | 'busybox'
   | 'curl'
+  | 'nft'
   | 'systemd-analyze'
   | 'ansible-playbook';
 
@@ -25,6 +26,7 @@ const COMMANDS: Record<Exclude<Prerequisite, 'root'>, string> = {
   dockerd: 'dockerd',
   busybox: 'busybox',
   curl: 'curl',
+  nft: 'nft',
   'systemd-analyze': 'systemd-analyze',
   'ansible-playbook': 'ansible-playbook',
 };
@@ -45,17 +47,23 @@ export function missing(needs: readonly Prerequisite[]): Prerequisite[] {
   );
 }
 
-/**
- * `describe` when every prerequisite is present; otherwise `describe.skip` locally, and a
- * failing describe under CI=true.
- */
-export function describeWith(needs: readonly Prerequisite[], name: string, body: () => void): void {
+/** Why tests needing `needs` cannot run here, or undefined when they can. */
+export function missingReason(needs: readonly Prerequisite[]): string | undefined {
   const absent = missing(needs);
-  if (absent.length === 0) {
+  return absent.length === 0
+    ? undefined
+    : `missing prerequisite(s): ${absent.join(', ')} (run the tests as root after scripts/install-test-deps.sh)`;
+}
+
+/**
+ * `describe` when `reason` is undefined; otherwise `describe.skip` locally, and a failing
+ * describe under CI=true.
+ */
+export function describeUnless(reason: string | undefined, name: string, body: () => void): void {
+  if (reason === undefined) {
     describe(name, body);
     return;
   }
-  const reason = `missing prerequisite(s): ${absent.join(', ')} (run the tests as root after scripts/install-test-deps.sh)`;
   if (process.env.CI === 'true') {
     describe(name, () => {
       test(`prerequisites (${reason})`, () => {
@@ -65,4 +73,9 @@ export function describeWith(needs: readonly Prerequisite[], name: string, body:
   } else {
     describe.skip(`${name} [skipped: ${reason}]`, body);
   }
+}
+
+/** `describe` when every prerequisite is present (see describeUnless). */
+export function describeWith(needs: readonly Prerequisite[], name: string, body: () => void): void {
+  describeUnless(missingReason(needs), name, body);
 }

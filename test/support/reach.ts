@@ -1,8 +1,8 @@
 /**
  * Probes for end-to-end tests: can this container open a TCP connection and get an HTTP answer,
- * and what HTTP status does a client namespace get from a given local address.
+ * and what HTTP status does a client namespace get (optionally from one of its own addresses).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { NetNs } from './netns.js';
 
 /** Something that runs the docker CLI against the sandbox's daemon (a DockerSandbox). */
@@ -43,6 +43,9 @@ export function httpStatusIn(ns: NetNs, url: string, fromAddress?: string, maxSe
       'curl',
       '-s',
       '-g',
+      // A dropped SYN fails here: the links are veths, a handshake takes well under a millisecond.
+      '--connect-timeout',
+      '1.5',
       '-m',
       String(maxSeconds),
       ...(fromAddress === undefined ? [] : ['--interface', fromAddress]),
@@ -56,4 +59,40 @@ export function httpStatusIn(ns: NetNs, url: string, fromAddress?: string, maxSe
   );
   // curl prints 000 and exits non-zero when nothing answered.
   return result.stdout.trim() === '' ? '000' : result.stdout.trim();
+}
+
+/**
+ * httpStatusIn without blocking the event loop, so probes can run at once or while moat runs:
+ * a one-second connect timeout, two seconds in all ('000' = not reached).
+ */
+export function httpStatusInAsync(ns: NetNs, url: string, fromAddress?: string): Promise<string> {
+  return new Promise((resolve) => {
+    const child = spawn(
+      'nsenter',
+      [
+        `--net=${ns.path}`,
+        'curl',
+        '-s',
+        '-g',
+        '--connect-timeout',
+        '1',
+        '-m',
+        '2',
+        ...(fromAddress === undefined ? [] : ['--interface', fromAddress]),
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        url,
+      ],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.on('close', () => {
+      clearTimeout(timer);
+      resolve(out.trim() === '' ? '000' : out.trim());
+    });
+  });
 }
