@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what moat's tests need on a Debian machine, as root, only when something is missing:
-# Debian packages (iptables with both backends, ipset, iproute2, a real dockerd, busybox for the
-# test image, curl for the test client) and the npm packages from the lock file.
+# Debian packages (iptables with both backends, ipset, iproute2, nftables, a real dockerd, busybox
+# for the test image, curl for the test client), the other Docker releases the end-to-end tests
+# run on (fetched once and cached by ../shared/docker/release.sh), and the npm packages from the
+# lock file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 for pair in iptables-legacy-restore:iptables ipset:ipset ip:iproute2 dockerd:docker.io \
-            busybox:busybox-static curl:curl nsenter:util-linux \
+            busybox:busybox-static curl:curl nsenter:util-linux nft:nftables \
             ping:iputils-ping systemd-analyze:systemd ansible-playbook:ansible-core; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
 done
@@ -20,6 +22,27 @@ if ((${#need[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# The Docker releases of the e2e matrix (test/support/docker-targets.ts). A first fetch downloads
+# Debian packages into the cache; later runs only check it. Under CI a release that cannot be had
+# is an error here, before any test runs; elsewhere the tests that need it are skipped.
+release_sh=${MOAT_DOCKER_RELEASE_SH:-}
+if [ -z "$release_sh" ]; then
+  for candidate in ../shared/docker/release.sh ../../shared/docker/release.sh; do
+    if [ -f "$candidate" ]; then release_sh=$candidate; break; fi
+  done
+fi
+if [ -n "$release_sh" ] && [ "$(id -u)" = 0 ]; then
+  for release in 26.1.5 28.5.2 29.7.2; do
+    if ! bash "$release_sh" "$release" >/dev/null; then
+      echo "Docker $release is not available (see $release_sh)" >&2
+      [ "${CI:-}" != true ] || exit 1
+    fi
+  done
+elif [ "${CI:-}" = true ]; then
+  echo "CI=true: ../shared/docker/release.sh not found (set MOAT_DOCKER_RELEASE_SH) or not root" >&2
+  exit 1
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
