@@ -5,6 +5,7 @@
  */
 import { request } from 'node:http';
 import { MoatError, UserError } from '../core/errors.js';
+import { daemonFromApi, FIREWALL_BACKEND_API_VERSION } from './daemon.js';
 import type { DockerEndpoint } from './endpoint.js';
 import type { Inventory } from './model.js';
 import { inventoryFromApi } from './normalize.js';
@@ -151,12 +152,15 @@ function older(a: [number, number], b: [number, number]): boolean {
 }
 
 /**
- * The API version to speak: the lower of the daemon's and the newest moat knows. Pure, exported
- * for tests.
+ * The API version to speak: the lower of the daemon's and the newest moat knows (for one
+ * endpoint, `newestKnown`). Pure, exported for tests.
  */
-export function negotiateApiVersion(daemonVersion: string): string {
+export function negotiateApiVersion(
+  daemonVersion: string,
+  newestKnown: string = NEWEST_KNOWN_API_VERSION,
+): string {
   const daemon = parseVersion(daemonVersion);
-  const newest = parseVersion(NEWEST_KNOWN_API_VERSION);
+  const newest = parseVersion(newestKnown);
   const oldest = parseVersion(OLDEST_SUPPORTED_API_VERSION);
   if (daemon === undefined || newest === undefined || oldest === undefined)
     throw new MoatError(
@@ -171,7 +175,7 @@ export function negotiateApiVersion(daemonVersion: string): string {
       `the Docker daemon speaks API ${daemonVersion}; moat needs ${OLDEST_SUPPORTED_API_VERSION} or newer`,
       'docker-unsupported',
     );
-  return older(daemon, newest) ? `${daemon[0]}.${daemon[1]}` : NEWEST_KNOWN_API_VERSION;
+  return older(daemon, newest) ? `${daemon[0]}.${daemon[1]}` : newestKnown;
 }
 
 async function daemonApiVersion(socketPath: string, timeoutMs: number): Promise<string> {
@@ -194,6 +198,8 @@ export interface DockerAnswers {
   readonly apiVersion: string;
   readonly containers: unknown;
   readonly networks: unknown;
+  /** `GET /info`, asked in the newest version that reports the firewall backend. */
+  readonly info: unknown;
 }
 
 export async function readDockerAnswers(
@@ -202,18 +208,28 @@ export async function readDockerAnswers(
 ): Promise<DockerAnswers> {
   const timeoutMs = options?.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const { socketPath } = endpoint;
-  const apiVersion = negotiateApiVersion(await daemonApiVersion(socketPath, timeoutMs));
-  const [containers, networks] = await Promise.all([
+  const daemonVersion = await daemonApiVersion(socketPath, timeoutMs);
+  const apiVersion = negotiateApiVersion(daemonVersion);
+  const infoVersion = negotiateApiVersion(daemonVersion, FIREWALL_BACKEND_API_VERSION);
+  const [containers, networks, info] = await Promise.all([
     getJson(socketPath, `/v${apiVersion}/containers/json`, timeoutMs),
     getJson(socketPath, `/v${apiVersion}/networks`, timeoutMs),
+    getJson(socketPath, `/v${infoVersion}/info`, timeoutMs),
   ]);
-  return { apiVersion, containers, networks };
+  return { apiVersion, containers, networks, info };
+}
+
+/** The inventory of the daemon's answers, with the daemon's release and firewall backend. */
+export function inventoryFromAnswers(answers: Omit<DockerAnswers, 'apiVersion'>): Inventory {
+  return {
+    ...inventoryFromApi(answers.containers, answers.networks),
+    daemon: daemonFromApi(answers.info),
+  };
 }
 
 export async function readInventory(
   endpoint: DockerEndpoint,
   options?: { timeoutMs?: number },
 ): Promise<Inventory> {
-  const answers = await readDockerAnswers(endpoint, options);
-  return inventoryFromApi(answers.containers, answers.networks);
+  return inventoryFromAnswers(await readDockerAnswers(endpoint, options));
 }

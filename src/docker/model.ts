@@ -1,4 +1,5 @@
 /** What moat knows about the containers on a host, read from the Docker Engine API. */
+import type { DockerDaemon } from './daemon.js';
 
 export type PortProtocol = 'tcp' | 'udp' | 'sctp';
 
@@ -43,6 +44,8 @@ export interface DockerNetwork {
 export interface Inventory {
   readonly containers: readonly DockerContainer[];
   readonly networks: readonly DockerNetwork[];
+  /** The daemon's release and firewall backend; absent in snapshots taken before moat read it. */
+  readonly daemon?: DockerDaemon;
 }
 
 export const EMPTY_INVENTORY: Inventory = { containers: [], networks: [] };

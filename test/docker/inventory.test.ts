@@ -32,12 +32,21 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(JSON.stringify(body));
 }
 
-/** A well-behaved daemon speaking `apiVersion`; records the paths it was asked for. */
-function daemon(apiVersion: string, seen: string[]): Handler {
+/**
+ * A well-behaved daemon speaking `apiVersion`; records the paths it was asked for. Like real
+ * daemons, it reports FirewallBackend only to clients speaking 1.49 or later.
+ */
+function daemon(apiVersion: string, seen: string[], firewallBackend = 'nftables'): Handler {
   return (path, res) => {
     seen.push(path);
     if (path === '/version') {
       json(res, 200, { ApiVersion: apiVersion, Version: 'x' });
+      return;
+    }
+    const info = /^\/v1\.(\d+)\/info$/.exec(path);
+    if (info !== null) {
+      const backend = Number(info[1]) >= 49 ? { FirewallBackend: { Driver: firewallBackend } } : {};
+      json(res, 200, { ServerVersion: '99.0.0', Name: 'secret-host', ...backend });
       return;
     }
     if (path.endsWith('/containers/json')) {
@@ -91,7 +100,14 @@ describe('readInventory against a scripted Engine API', () => {
   test('an older daemon is spoken to in its own version', async () => {
     const seen: string[] = [];
     const inventory = await readInventory({ socketPath: await serve(daemon('1.41', seen)) });
-    expect(seen.sort()).toEqual(['/v1.41/containers/json', '/v1.41/networks', '/version']);
+    expect(seen.sort()).toEqual([
+      '/v1.41/containers/json',
+      '/v1.41/info',
+      '/v1.41/networks',
+      '/version',
+    ]);
+    // Before API 1.49 there is no FirewallBackend: such a daemon only has iptables.
+    expect(inventory.daemon).toEqual({ version: '99.0.0', firewallBackend: 'iptables' });
     expect(inventory.containers.map((c) => [c.name, c.labels, c.ports[0]?.hostPort])).toEqual([
       ['ghost', { 'com.docker.compose.service': 'ghost' }, 2368],
     ]);
@@ -100,8 +116,22 @@ describe('readInventory against a scripted Engine API', () => {
 
   test('a newer daemon is spoken to in the newest version moat knows', async () => {
     const seen: string[] = [];
-    await readInventory({ socketPath: await serve(daemon('1.51', seen)) });
+    const inventory = await readInventory({ socketPath: await serve(daemon('1.55', seen)) });
     expect(seen).toContain('/v1.43/containers/json');
+    // /info is asked in the version that carries the firewall backend, and it is read.
+    expect(seen).toContain('/v1.49/info');
+    expect(inventory.daemon).toEqual({ version: '99.0.0', firewallBackend: 'nftables' });
+  });
+
+  test('an /info without ServerVersion is a docker-api MoatError', async () => {
+    const socketPath = await serve((path, res) => {
+      if (path === '/version') json(res, 200, { ApiVersion: '1.55' });
+      else if (path.endsWith('/info')) json(res, 200, { FirewallBackend: { Driver: 'nftables' } });
+      else json(res, 200, []);
+    });
+    const error = await failure(socketPath);
+    expect(error.code).toBe('docker-api');
+    expect(error.message).toContain('ServerVersion');
   });
 
   test('negotiation: the lower of the two; unreadable or ancient versions are refused', () => {
@@ -112,6 +142,8 @@ describe('readInventory against a scripted Engine API', () => {
     expect(() => negotiateApiVersion('1.9')).toThrow(UserError);
     expect(negotiateApiVersion('2.0')).toBe('1.43');
     expect(() => negotiateApiVersion('banana')).toThrow(MoatError);
+    expect(negotiateApiVersion('1.55', '1.49')).toBe('1.49');
+    expect(negotiateApiVersion('1.41', '1.49')).toBe('1.41');
   });
 
   test('an HTTP error from the daemon is a UserError naming the socket, status and message', async () => {
