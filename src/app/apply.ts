@@ -118,6 +118,6 @@ export async function applyCommand(ctx: Context, options: ApplyOptions): Promise
 /** One read of the host, taken under the lock: the plan and the staleness check both use it. */
 async function readHost(ctx: Context, options: ApplyOptions): Promise<HostRead> {
   const host = await openLiveHost({ runner: ctx.runner, backend: options.backend, env: ctx.env });
-  const [inventory, live] = await Promise.all([host.readInventory(), host.readLive()]);
+  const { inventory, live } = await host.readState();
   return { host, inventory, live };
 }

@@ -36,9 +36,13 @@ export async function snapshotCommand(
   options: HostOptions & { out: string },
 ): Promise<number> {
   const host = await openLiveHost({ runner: ctx.runner, backend: options.backend, env: ctx.env });
-  await writeSnapshot(options.out, host, TOOL_VERSION);
+  const meta = await writeSnapshot(options.out, host, TOOL_VERSION);
+  const docker =
+    meta.docker_version === undefined
+      ? ''
+      : ` (Docker ${meta.docker_version}, firewall backend ${meta.docker_firewall_backend ?? '?'})`;
   ctx.io.out(
-    `Wrote a snapshot of this host to ${options.out}; plan against it with: moat plan --state ${options.out}\n`,
+    `Wrote a snapshot of this host${docker} to ${options.out}; plan against it with: moat plan --state ${options.out}\n`,
   );
   return ExitCode.ok;
 }

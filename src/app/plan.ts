@@ -3,9 +3,7 @@
  * renderers: most of its code) is loaded while the reads run, so start-up and reading overlap.
  */
 import { writeFile } from 'node:fs/promises';
-import type { Inventory } from '../docker/model.js';
-import { openLiveHost } from '../host/read-host.js';
-import type { LiveNetfilter } from '../netfilter/model.js';
+import { openLiveHost, type HostState } from '../host/read-host.js';
 import type { Context, HostOptions } from './context.js';
 
 export interface PlanOptions extends HostOptions {
@@ -16,17 +14,13 @@ export interface PlanOptions extends HostOptions {
   readonly detailedExitcode: boolean;
 }
 
-async function readHostState(
-  ctx: Context,
-  options: PlanOptions,
-): Promise<{ live: LiveNetfilter; inventory: Inventory }> {
+async function readHostState(ctx: Context, options: PlanOptions): Promise<HostState> {
   if (options.state !== undefined) {
     const { readSnapshot } = await import('../host/snapshot.js');
     return readSnapshot(options.state);
   }
   const host = await openLiveHost({ runner: ctx.runner, backend: options.backend, env: ctx.env });
-  const [live, inventory] = await Promise.all([host.readLive(), host.readInventory()]);
-  return { live, inventory };
+  return host.readState();
 }
 
 export async function planCommand(ctx: Context, options: PlanOptions): Promise<number> {

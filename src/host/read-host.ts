@@ -8,7 +8,8 @@ import { readInventory } from '../docker/inventory.js';
 import { resolveDockerEndpoint, type DockerEndpoint } from '../docker/endpoint.js';
 import { detectBackend, type BackendChoice } from '../netfilter/backend.js';
 import type { IptablesBackend, LiveNetfilter } from '../netfilter/model.js';
-import { readLiveNetfilter } from '../netfilter/read.js';
+import { parseNftJson } from '../netfilter/parse-nft.js';
+import { readLiveNetfilter, readNftRuleset } from '../netfilter/read.js';
 
 export interface HostState {
   readonly live: LiveNetfilter;
@@ -27,16 +28,37 @@ export interface LiveHost {
   readonly endpoint: DockerEndpoint;
   readLive(): Promise<LiveNetfilter>;
   readInventory(): Promise<Inventory>;
+  /** Netfilter and Docker at once; the nft ruleset too where Docker uses nftables. */
+  readState(): Promise<HostState>;
+}
+
+/** Whether moat must look at the nft ruleset: Docker's own rules live there. */
+export function dockerUsesNftables(inventory: Inventory): boolean {
+  return inventory.daemon?.firewallBackend === 'nftables';
+}
+
+async function readState(
+  runner: CommandRunner,
+  readLive: () => Promise<LiveNetfilter>,
+  readDocker: () => Promise<Inventory>,
+): Promise<HostState> {
+  const [live, inventory] = await Promise.all([readLive(), readDocker()]);
+  if (!dockerUsesNftables(inventory)) return { live, inventory };
+  const nft = await readNftRuleset(runner);
+  return { live: nft === undefined ? live : { ...live, nftables: parseNftJson(nft) }, inventory };
 }
 
 export async function openLiveHost(options: LiveHostOptions): Promise<LiveHost> {
   const backend = await detectBackend(options.runner, options.backend);
   const endpoint = resolveDockerEndpoint(options.env);
+  const readLive = () => readLiveNetfilter(options.runner, backend);
+  const readDocker = () => readInventory(endpoint);
   return {
     backend,
     runner: options.runner,
     endpoint,
-    readLive: () => readLiveNetfilter(options.runner, backend),
-    readInventory: () => readInventory(endpoint),
+    readLive,
+    readInventory: readDocker,
+    readState: () => readState(options.runner, readLive, readDocker),
   };
 }

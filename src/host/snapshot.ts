@@ -1,18 +1,23 @@
 /**
  * Snapshots: everything plan needs from a host, as the plain files its tools printed, so a
- * pull-request pipeline can plan for a host it cannot touch (`moat plan --state DIR`).
+ * pull-request pipeline can plan for a host it cannot touch (`moat plan --state DIR`). Where
+ * Docker uses its nftables backend, the nft ruleset too (when nft is installed), so an offline
+ * plan makes the same checks as a live one. Snapshots from before a file existed still load.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MoatError, UserError } from '../core/errors.js';
 import { runChecked } from '../core/runner.js';
-import { readDockerAnswers } from '../docker/inventory.js';
+import { infoForSnapshot } from '../docker/daemon.js';
+import { inventoryFromAnswers, readDockerAnswers } from '../docker/inventory.js';
 import { inventoryFromApi } from '../docker/normalize.js';
 import { toolFor } from '../netfilter/backend.js';
 import type { IptablesBackend, LiveNetfilter } from '../netfilter/model.js';
 import { parseIpsetSave } from '../netfilter/parse-ipset.js';
+import { parseNftJson } from '../netfilter/parse-nft.js';
 import { parseSave } from '../netfilter/parse-save.js';
-import type { HostState, LiveHost } from './read-host.js';
+import { readNftRuleset } from '../netfilter/read.js';
+import { dockerUsesNftables, type HostState, type LiveHost } from './read-host.js';
 
 const FILES = {
   ipv4: 'iptables-save.txt',
@@ -20,6 +25,10 @@ const FILES = {
   ipsets: 'ipset-save.txt',
   containers: 'docker-containers.json',
   networks: 'docker-networks.json',
+  /** The fields of `GET /info` moat reads (release, firewall backend). */
+  info: 'docker-info.json',
+  /** `nft -j list ruleset`, where Docker uses nftables and nft is installed. */
+  nftables: 'nftables-ruleset.json',
   addresses: 'ip-addr.json',
   meta: 'meta.json',
 } as const;
@@ -31,6 +40,9 @@ export interface SnapshotMeta {
   readonly tool_version: string;
   readonly iptables_version: string;
   readonly docker_api_version: string;
+  /** For people reading the snapshot; plan reads docker-info.json. */
+  readonly docker_version?: string;
+  readonly docker_firewall_backend?: string;
 }
 
 async function readText(dir: string, name: string): Promise<string> {
@@ -44,13 +56,26 @@ async function readText(dir: string, name: string): Promise<string> {
   }
 }
 
-async function readJson(dir: string, name: string): Promise<unknown> {
-  const text = await readText(dir, name);
+/** A file that older snapshots (or hosts without the tool) lack: undefined then. */
+async function readOptionalText(dir: string, name: string): Promise<string | undefined> {
+  try {
+    return await readFile(join(dir, name), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    return readText(dir, name); // reports it as unreadable
+  }
+}
+
+function parseJson(dir: string, name: string, text: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch {
     throw new UserError(`snapshot ${dir}: ${name} is not valid JSON`, 'bad-snapshot');
   }
+}
+
+async function readJson(dir: string, name: string): Promise<unknown> {
+  return parseJson(dir, name, await readText(dir, name));
 }
 
 function snapshotError(dir: string, name: string, error: unknown): never {
@@ -79,6 +104,7 @@ export async function readSnapshot(dir: string): Promise<HostState> {
       return snapshotError(dir, name, error);
     }
   };
+  const nft = await readOptionalText(dir, FILES.nftables);
   const live: LiveNetfilter = {
     backend: meta.backend,
     rulesets: {
@@ -86,26 +112,32 @@ export async function readSnapshot(dir: string): Promise<HostState> {
       ipv6: await parse(FILES.ipv6, (t) => parseSave(t, 'ipv6')),
     },
     ipsets: await parse(FILES.ipsets, parseIpsetSave),
+    ...(nft === undefined ? {} : { nftables: await parse(FILES.nftables, parseNftJson) }),
   };
   const [containers, networks] = [
     await readJson(dir, FILES.containers),
     await readJson(dir, FILES.networks),
   ];
+  const infoText = await readOptionalText(dir, FILES.info);
+  const info = infoText === undefined ? undefined : parseJson(dir, FILES.info, infoText);
   let inventory;
   try {
-    inventory = inventoryFromApi(containers, networks);
+    inventory =
+      info === undefined
+        ? inventoryFromApi(containers, networks)
+        : inventoryFromAnswers({ containers, networks, info });
   } catch (error) {
-    return snapshotError(dir, `${FILES.containers}/${FILES.networks}`, error);
+    return snapshotError(dir, `${FILES.containers}/${FILES.networks}/${FILES.info}`, error);
   }
   return { live, inventory };
 }
 
-/** Captures the host's state into `dir`: what each tool printed, verbatim. */
+/** Captures the host's state into `dir`: what each tool printed, verbatim. Returns its meta. */
 export async function writeSnapshot(
   dir: string,
   host: LiveHost,
   toolVersion: string,
-): Promise<void> {
+): Promise<SnapshotMeta> {
   const run = async (command: string, args: readonly string[]): Promise<string> =>
     (await runChecked(host.runner, command, args)).stdout;
   const ipv4 = await run(toolFor(host.backend, 'ipv4', 'save'), []);
@@ -119,7 +151,9 @@ export async function writeSnapshot(
   // Fail before writing anything if the capture would not load again.
   parseSave(ipv4, 'ipv4');
   parseSave(ipv6, 'ipv6');
-  inventoryFromApi(docker.containers, docker.networks);
+  const inventory = inventoryFromAnswers(docker);
+  const nft = dockerUsesNftables(inventory) ? await readNftRuleset(host.runner) : undefined;
+  if (nft !== undefined) parseNftJson(nft);
 
   const meta: SnapshotMeta = {
     moat_snapshot: 1,
@@ -128,6 +162,12 @@ export async function writeSnapshot(
     tool_version: toolVersion,
     iptables_version: version.trim(),
     docker_api_version: docker.apiVersion,
+    ...(inventory.daemon === undefined
+      ? {}
+      : {
+          docker_version: inventory.daemon.version,
+          docker_firewall_backend: inventory.daemon.firewallBackend,
+        }),
   };
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, FILES.ipv4), ipv4);
@@ -136,5 +176,9 @@ export async function writeSnapshot(
   await writeFile(join(dir, FILES.addresses), addresses.exitCode === 0 ? addresses.stdout : '[]\n');
   await writeFile(join(dir, FILES.containers), JSON.stringify(docker.containers, null, 2) + '\n');
   await writeFile(join(dir, FILES.networks), JSON.stringify(docker.networks, null, 2) + '\n');
+  const info = JSON.stringify(infoForSnapshot(docker.info), null, 2);
+  await writeFile(join(dir, FILES.info), info + '\n');
+  if (nft !== undefined) await writeFile(join(dir, FILES.nftables), nft);
   await writeFile(join(dir, FILES.meta), JSON.stringify(meta, null, 2) + '\n');
+  return meta;
 }

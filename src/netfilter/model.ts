@@ -4,6 +4,7 @@
  * their `moat:<id>` comment.
  */
 import type { Family } from '../policy/model.js';
+import type { NftRuleset } from './parse-nft.js';
 
 export type TableName = 'filter' | 'nat' | 'mangle' | 'raw' | 'security';
 
@@ -52,4 +53,9 @@ export interface LiveNetfilter {
   readonly backend: IptablesBackend;
   readonly rulesets: Readonly<Record<Family, LiveRuleset>>;
   readonly ipsets: ReadonlyMap<string, LiveIpset>;
+  /**
+   * The nft ruleset, read only where Docker uses its nftables backend (and nft is installed):
+   * moat checks it, it never writes it.
+   */
+  readonly nftables?: NftRuleset;
 }

@@ -134,6 +134,23 @@ async function runIpset(runner: CommandRunner, args: readonly string[]): Promise
   }
 }
 
+/**
+ * `nft -j list ruleset` as printed, or undefined where nft is not installed (the snapshot and the
+ * checks then do without it).
+ */
+export async function readNftRuleset(runner: CommandRunner): Promise<string | undefined> {
+  let result: CommandResult;
+  try {
+    result = await runner('nft', ['-j', 'list', 'ruleset']);
+  } catch (error) {
+    if (error instanceof SubprocessError && error.commandExitCode === undefined) return undefined;
+    throw error;
+  }
+  if (result.exitCode !== 0)
+    throw new SubprocessError('nft -j list ruleset', result.exitCode, result.stderr);
+  return result.stdout;
+}
+
 async function readIpsets(runner: CommandRunner): Promise<Map<string, LiveIpset>> {
   const result = await runIpset(runner, ['save']);
   if (result.exitCode !== 0) {
