@@ -7,6 +7,7 @@ import type { Inventory } from '../docker/model.js';
 import type { BackendChoice } from '../netfilter/backend.js';
 import type { LiveNetfilter } from '../netfilter/model.js';
 import { diff } from '../plan/diff.js';
+import { withDockerFirewall } from '../plan/docker-firewall.js';
 import type { Plan } from '../plan/model.js';
 import type { Policy } from '../policy/model.js';
 import type { Io } from './io.js';
@@ -23,7 +24,8 @@ export interface HostOptions {
 }
 
 export function planFor(policy: Policy, inventory: Inventory, live: LiveNetfilter): Plan {
-  return diff(compile(policy, inventory, hostFacts(live)), live);
+  const plan = diff(compile(policy, inventory, hostFacts(live)), live);
+  return withDockerFirewall(plan, inventory.daemon, live);
 }
 
 export function changesExit(changed: boolean, detailed: boolean): number {

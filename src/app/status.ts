@@ -1,6 +1,7 @@
 /** `moat status`: Ready, Drifted or Failing, from the run record and a live plan. */
 import { ExitCode } from '../core/errors.js';
 import { openLiveHost } from '../host/read-host.js';
+import { FORWARD_POLICY_DROP } from '../plan/docker-firewall.js';
 import { isEmptyPlan } from '../plan/model.js';
 import { lastWhere, readHistory, type RunRecord } from '../state/runs.js';
 import { planFor, type Context, type HostOptions } from './context.js';
@@ -18,9 +19,11 @@ export async function statusCommand(
   const lastChange = lastWhere(history, (r) => r.result === 'changed');
   const { policy } = await loadValidPolicy(options.file, ctx.io, ctx.color);
   const host = await openLiveHost({ runner: ctx.runner, backend: options.backend, env: ctx.env });
-  const [live, inventory] = await Promise.all([host.readLive(), host.readInventory()]);
+  const { live, inventory } = await host.readState();
   const plan = planFor(policy, inventory, live);
   const drift = plan.steps.filter((s) => s.reason === 'drift').length;
+  // Only what breaks Docker's own forwarding; `moat plan` shows every warning.
+  const firewallWarnings = plan.warnings.filter((w) => w.code === FORWARD_POLICY_DROP);
   const status: HostStatus =
     last?.result === 'failed' ? 'Failing' : isEmptyPlan(plan) ? 'Ready' : 'Drifted';
   if (options.json) {
@@ -30,6 +33,11 @@ export async function statusCommand(
       last_success: lastSuccess?.time ?? null,
       last_change: lastChange?.time ?? null,
       pending: { steps: plan.steps.length, drift, summary: plan.summary },
+      docker:
+        plan.docker === undefined
+          ? null
+          : { version: plan.docker.version, firewall_backend: plan.docker.firewallBackend },
+      warnings: firewallWarnings,
     };
     ctx.io.out(JSON.stringify(doc, null, 2) + '\n');
   } else {
@@ -41,11 +49,13 @@ export async function statusCommand(
         `Last run:     ${when(last)}${last?.error === undefined ? '' : `: ${last.error.split('\n')[0] ?? ''}`}`,
         `Last success: ${lastSuccess?.time ?? 'never'}`,
         `Last change:  ${when(lastChange)}`,
+        `Docker:       ${plan.docker === undefined ? 'unknown' : `${plan.docker.version}, firewall backend ${plan.docker.firewallBackend}`}`,
         `Now:          ${
           isEmptyPlan(plan)
             ? 'the host matches the policy'
             : `${plan.steps.length} step(s) pending, ${drift} of them drift (run \`moat plan\`)`
         }`,
+        ...firewallWarnings.map((w) => `Warning:      ${w.message}`),
         '',
       ].join('\n'),
     );

@@ -99,6 +99,15 @@ export type PlanStep =
 
 export type StepKind = PlanStep['kind'];
 
+/** Docker's firewall as the plan reports it (moat reads it, never changes it). */
+export interface DockerFirewall {
+  readonly version: string;
+  /** `iptables`, `iptables+firewalld`, `nftables`. */
+  readonly firewallBackend: string;
+  /** The chain moat's MOAT-FORWARD jump sits in, per family: DOCKER-USER, or FORWARD. */
+  readonly forwardHooks: Readonly<Record<Family, string>>;
+}
+
 export interface PlanSummary {
   readonly add: number;
   readonly change: number;
@@ -119,6 +128,8 @@ export interface Plan {
   readonly warnings: readonly PlanWarning[];
   /** The digests recorded in the host after this plan is applied, per family. */
   readonly digests: Readonly<Record<Family, string>>;
+  /** Docker's release and firewall backend; absent when not known (an older snapshot). */
+  readonly docker?: DockerFirewall;
 }
 
 export function isEmptyPlan(plan: Plan): boolean {

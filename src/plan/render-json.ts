@@ -1,6 +1,6 @@
 /** The plan as a versioned JSON document (docs/plan-format.md). */
 import { UserError } from '../core/errors.js';
-import { PLAN_FORMAT_VERSION, type Plan } from './model.js';
+import { PLAN_FORMAT_VERSION, type DockerFirewall, type Plan } from './model.js';
 
 export interface PlanDocument {
   readonly format_version: number;
@@ -12,6 +12,11 @@ export interface PlanDocument {
   readonly previous_exposures: Plan['previousExposures'];
   readonly warnings: Plan['warnings'];
   readonly digests: Plan['digests'];
+  readonly docker?: {
+    readonly version: string;
+    readonly firewall_backend: string;
+    readonly forward_hooks: Readonly<Record<string, string>>;
+  };
   /** Only in saved plan files: what the plan was computed from. */
   readonly policy_sha256?: string;
   readonly tool_version?: string;
@@ -31,6 +36,15 @@ export function planDocument(
     previous_exposures: plan.previousExposures,
     warnings: plan.warnings,
     digests: plan.digests,
+    ...(plan.docker === undefined
+      ? {}
+      : {
+          docker: {
+            version: plan.docker.version,
+            firewall_backend: plan.docker.firewallBackend,
+            forward_hooks: plan.docker.forwardHooks,
+          },
+        }),
     ...(origin === undefined
       ? {}
       : { policy_sha256: origin.policySha256, tool_version: origin.toolVersion }),
@@ -39,6 +53,15 @@ export function planDocument(
 
 export function renderPlanJson(plan: Plan): string {
   return JSON.stringify(planDocument(plan), null, 2) + '\n';
+}
+
+function dockerFromDocument(doc: NonNullable<PlanDocument['docker']>): DockerFirewall {
+  const hooks = doc.forward_hooks;
+  return {
+    version: doc.version,
+    firewallBackend: doc.firewall_backend,
+    forwardHooks: { ipv4: hooks.ipv4 ?? 'DOCKER-USER', ipv6: hooks.ipv6 ?? 'DOCKER-USER' },
+  };
 }
 
 /** Reads a saved plan back; refuses versions it does not know. */
@@ -77,6 +100,7 @@ export function planFromDocument(
       previousExposures: doc.previous_exposures ?? [],
       warnings: doc.warnings ?? [],
       digests: doc.digests,
+      ...(doc.docker === undefined ? {} : { docker: dockerFromDocument(doc.docker) }),
     },
     ...(doc.policy_sha256 === undefined ? {} : { policySha256: doc.policy_sha256 }),
     ...(doc.tool_version === undefined ? {} : { toolVersion: doc.tool_version }),

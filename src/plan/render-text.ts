@@ -1,7 +1,7 @@
 /** The plan for people, modelled on `terraform plan`: drift first, then exposure, then rules. */
 import type { PortExposure } from '../compile/model.js';
 import { DIGEST_PREFIX } from '../compile/naming.js';
-import type { Plan, PlanStep } from './model.js';
+import type { DockerFirewall, Plan, PlanStep } from './model.js';
 
 export interface TextOptions {
   readonly color: boolean;
@@ -79,6 +79,14 @@ function stepLines(step: PlanStep, paint: ReturnType<typeof painter>): string[] 
   }
 }
 
+/** `Docker 29.7.2, firewall backend nftables; moat hooks FORWARD (no DOCKER-USER)`. */
+function dockerLine(docker: DockerFirewall): string {
+  const { ipv4, ipv6 } = docker.forwardHooks;
+  const hooks = ipv4 === ipv6 ? ipv4 : `${ipv4} (IPv4) and ${ipv6} (IPv6)`;
+  const why = ipv4 === 'FORWARD' && ipv6 === 'FORWARD' ? ' (no DOCKER-USER)' : '';
+  return `Docker ${docker.version}, firewall backend ${docker.firewallBackend}; moat hooks ${hooks}${why}.`;
+}
+
 function exposureLines(plan: Plan): string[] {
   const before = new Map(plan.previousExposures.map((e) => [e.port, e.reach]));
   const now = new Set(plan.exposures.map((e) => e.port));
@@ -135,7 +143,7 @@ function egressLines(plan: Plan): string[] {
 
 export function renderPlanText(plan: Plan, options: TextOptions): string {
   const paint = painter(options.color);
-  const out: string[] = [];
+  const out: string[] = plan.docker === undefined ? [] : [dockerLine(plan.docker), ''];
   const drift = plan.steps.filter((s) => s.reason === 'drift');
   const change = plan.steps.filter((s) => s.reason === 'policy');
   if (drift.length > 0) {
