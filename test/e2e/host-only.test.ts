@@ -3,12 +3,17 @@
  * reach this port" over IPv4 and IPv6, a user's rule beside moat's jump, a snapshot that plans
  * like the host, an address move, drift and removal. On releases with ip6tables on by default
  * (27+), a second container on an `--ipv6` network is DNATed over IPv6 too, and held as well.
+ * The snapshot taken here, with a changed policy and the live host's plan of it, is this
+ * target's fixture in test/fixtures/snapshots (rewritten with MOAT_UPDATE_SNAPSHOTS=1).
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { expect, test } from '@jest/globals';
 import { ALL_TARGETS, describeOnDocker } from '../support/docker-targets.js';
 import { HOST_V4, HOST_V6 } from '../support/docker-sandbox.js';
 import { useLab } from '../support/lab.js';
 import { EMPTY, HOST_ONLY } from '../support/policies.js';
+import { updatingSnapshots, writeSnapshotFixture } from '../support/snapshot-fixtures.js';
 
 const NEEDS = ['root', 'dockerd', 'iptables', 'ip', 'busybox', 'curl'] as const;
 const USER_RULE = ['-s', '192.0.2.99/32', '-j', 'DROP'];
@@ -23,6 +28,27 @@ const GHOST6 = `  ghost6:
       - ports: [2369/tcp]
         from: [host]
 `;
+
+/** A policy that changes what HOST_ONLY applied: a set, sources, another group's egress. */
+const changed = (v6Dnat: boolean) => `version: 1
+ipsets:
+  office:
+    family: ipv4
+    type: hash:net
+    entries: [198.51.100.0/28]
+containers:
+  ghost:
+    ingress:
+      - ports: [2368/tcp]
+        from: [host, ipset:office, 2001:db8:100::2]
+  other:
+    ingress:
+      - ports: [8081/tcp]
+        from: [host]
+    egress:
+      deny:
+        - to: [192.0.2.0/24]
+${v6Dnat ? GHOST6 : ''}`;
 
 describeOnDocker(ALL_TARGETS, NEEDS, 'host-only port, end to end', (target) => {
   // Docker 27+ DNATs IPv6 for a network created with --ipv6: a path that is not docker-proxy.
@@ -117,6 +143,25 @@ describeOnDocker(ALL_TARGETS, NEEDS, 'host-only port, end to end', (target) => {
     expect(fromSnapshot.stdout).not.toContain('late');
     lab.docker(['rm', '-f', 'late']);
     expect(lab.moat(['plan', '-f', lab.policy.file, '--json']).stdout).toBe(fromSnapshot.stdout);
+  });
+
+  test('a changed policy plans the same from the snapshot as on the host, text and JSON', () => {
+    const snapshot = `${lab.policy.dir}/snapshot`;
+    const policyText = changed(v6Dnat);
+    const file = join(lab.policy.dir, 'changed.yaml');
+    const plan = (extra: string[]) => {
+      const result = lab.moat(['plan', '-f', file, ...extra]);
+      expect({ stderr: result.stderr, status: result.status }).toEqual({ stderr: '', status: 0 });
+      return result.stdout;
+    };
+    writeFileSync(file, policyText);
+    const live = { text: plan([]), json: plan(['--json']) };
+    expect(live.text).toContain(`Docker ${target.release}`);
+    expect(live.text).toContain(`firewall backend ${target.firewallBackend}`);
+    expect(live.text).toMatch(/Plan: [1-9]\d* to add, [1-9]\d* to change, \d+ to destroy\./);
+    expect(plan(['--state', snapshot])).toBe(live.text);
+    expect(plan(['--json', '--state', snapshot])).toBe(live.json);
+    if (updatingSnapshots()) writeSnapshotFixture(target, snapshot, policyText, live);
   });
 
   test('protection holds when the container gets a new address on another network', () => {
