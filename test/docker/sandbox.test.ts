@@ -1,5 +1,5 @@
 /**
- * A real dockerd in its own network namespace, on every Docker target: the inventory adapter
+ * A real dockerd in its own network namespace, on three Docker targets: the inventory adapter
  * reads it, the outside client reaches a published port over IPv4 and (through docker-proxy)
  * IPv6, the harness's reach probe tells the published path from direct access, and stop()
  * leaves nothing.
@@ -13,7 +13,7 @@ import { resolveDockerEndpoint } from '../../src/docker/endpoint.js';
 import { readInventory } from '../../src/docker/inventory.js';
 import type { DockerContainer, Inventory } from '../../src/docker/model.js';
 import { DockerSandbox, HOST_V4, HOST_V6 } from '../support/docker-sandbox.js';
-import { ALL_TARGETS, describeOnDocker } from '../support/docker-targets.js';
+import { describeOnDocker } from '../support/docker-targets.js';
 import { Lab } from '../support/lab.js';
 import { describeWith } from '../support/prereq.js';
 
@@ -46,8 +46,10 @@ function processesOf(inode: number | undefined, marker: string): number[] {
   return found;
 }
 
+// 20.10's layout lets a neighbour reach a container's address directly, 28's raw table drops
+// it, and the nftables backend has its own: the harness's probe is checked against all three.
 describeOnDocker(
-  ALL_TARGETS,
+  ['20.10.24', '28.5.2', '29.7.2-nftables'],
   ['root', 'dockerd', 'iptables', 'ip', 'ipset', 'busybox', 'curl'],
   'DockerSandbox and readInventory',
   (target) => {
