@@ -43,7 +43,7 @@ export function daemonFromApi(info: unknown): DockerDaemon {
   return { version, firewallBackend: backend.Driver };
 }
 
-/** Only the fields moat reads, for a snapshot: no host names, ids or paths of the daemon. */
+/** Only the fields moat reads, for a snapshot: not the host name, ids and the rest of /info. */
 export function infoForSnapshot(info: unknown): Record<string, unknown> {
   if (!isObject(info)) throw malformed('is not an object');
   return Object.fromEntries(INFO_FIELDS.filter((f) => f in info).map((f) => [f, info[f]]));

@@ -25,8 +25,11 @@ function container(inventory: Inventory, name: string): DockerContainer {
   return found;
 }
 
+/** The test namespaces (NetNs names them `moatt-…`); other programs' come and go meanwhile. */
 function namespaces(): string[] {
-  return existsSync('/var/run/netns') ? readdirSync('/var/run/netns') : [];
+  return existsSync('/var/run/netns')
+    ? readdirSync('/var/run/netns').filter((n) => n.startsWith('moatt-'))
+    : [];
 }
 
 /** Pids of processes in the network namespace with this inode, or mentioning `marker`. */
@@ -143,6 +146,43 @@ describeOnDocker(
       expect(api.published).toEqual({ ipv4: false });
       expect(api.probes.map((p) => p.url)).toContain(`http://${HOST_V4}:8080/`);
     });
+
+    // The harness for gateway modes (Docker 27+): networks made with them, and the paths a
+    // neighbour has to a container there, before any policy.
+    if (target.gatewayModes)
+      test('createNetwork makes routed and nat-unprotected networks; reach() sees their open paths', async () => {
+        lab!.createNetwork('routed', {
+          subnet4: '172.28.0.0/24',
+          subnet6: '2001:db8:28::/64',
+          gatewayMode4: 'routed',
+          gatewayMode6: 'routed',
+        });
+        lab!.createNetwork('unprot', {
+          subnet4: '172.27.0.0/24',
+          subnet6: '2001:db8:27::/64',
+          gatewayMode4: 'nat-unprotected',
+          gatewayMode6: 'nat-unprotected',
+        });
+        const options = box.docker([
+          'network',
+          'inspect',
+          '--format',
+          '{{json .Options}}',
+          'routed',
+        ]);
+        expect(JSON.parse(options)).toMatchObject({
+          'com.docker.network.bridge.gateway_mode_ipv4': 'routed',
+          'com.docker.network.bridge.gateway_mode_ipv6': 'routed',
+        });
+        lab!.runHttpd('routed-web', ['8091:80'], ['--network', 'routed'], 80);
+        lab!.runHttpd('unprot-web', ['8092:80'], ['--network', 'unprot'], 80);
+        // No NAT: the container's own addresses are reached from the wan, over both families.
+        const routed = await lab!.reach('routed-web', 80);
+        expect(routed.direct).toEqual({ ipv4: true, ipv6: true });
+        const unprotected = await lab!.reach('unprot-web', 80);
+        expect(unprotected.published).toMatchObject({ ipv4: true });
+        expect(unprotected.direct).toEqual({ ipv4: true, ipv6: true });
+      });
 
     test('execInHost runs in the host namespace and passes env and input', () => {
       const result = box.execInHost(
