@@ -127,7 +127,7 @@ containers:
       () =>
         lab.containerReaches(container, address, port);
     const wan = (url: string) => () => lab.wanReaches(url);
-    const ipsetSave = () => lab.execInHost('ipset', ['save']).stdout;
+    const ipsetSave = () => lab.ipsetSave();
     const moatRules = () =>
       lab
         .save('ipv4', 'filter')

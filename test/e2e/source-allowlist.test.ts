@@ -93,7 +93,7 @@ describeOnDocker(
 
     test('from a managed ipset: its member reaches the port, others do not', () => {
       lab.applyConverged(byIpset('198.51.100.2'));
-      expect(lab.execInHost('ipset', ['save']).stdout).toContain('add moat-office 198.51.100.2');
+      expect(lab.ipsetSave()).toContain('add moat-office 198.51.100.2');
       lab.expectReachability([
         probe(true, wanFrom('198.51.100.2', v4)),
         probe(false, wanFrom('198.51.100.3', v4)),
@@ -104,7 +104,7 @@ describeOnDocker(
 
     test('changing the set members flips who reaches the port', () => {
       lab.applyConverged(byIpset('198.51.100.3'));
-      const sets = lab.execInHost('ipset', ['save']).stdout;
+      const sets = lab.ipsetSave();
       expect(sets).toContain('add moat-office 198.51.100.3');
       expect(sets).not.toContain('198.51.100.2');
       expect(sets).not.toContain('.swp');
@@ -116,7 +116,7 @@ describeOnDocker(
 
     test('removing the policy opens the port to everyone again', () => {
       lab.applyConverged(EMPTY);
-      expect(lab.execInHost('ipset', ['save']).stdout).not.toContain('moat-');
+      expect(lab.ipsetSave()).not.toContain('moat-');
       lab.expectReachability([
         probe(true, wanFrom('198.51.100.3', v4)),
         probe(true, wanFrom('2001:db8:100::3', v6)),

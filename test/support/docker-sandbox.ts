@@ -487,6 +487,11 @@ export class DockerSandbox {
     return result.stdout;
   }
 
+  /** `ipset save` in the host namespace. */
+  ipsetSave(): string {
+    return this.checked('ipset', ['save']);
+  }
+
   /**
    * The host's firewall as text: the one dump tests compare before and after, and print on
    * failure. Every table of both families, the ipsets and, under Docker's nftables backend,
@@ -496,7 +501,7 @@ export class DockerSandbox {
     const parts = [
       ['iptables-save', this.save('ipv4')],
       ['ip6tables-save', this.save('ipv6')],
-      ['ipset save', this.checked('ipset', ['save'])],
+      ['ipset save', this.ipsetSave()],
     ];
     if (this.target.firewallBackend === 'nftables')
       parts.push(['nft -s list ruleset', this.checked('nft', ['-s', 'list', 'ruleset'])]);

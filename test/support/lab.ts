@@ -193,6 +193,11 @@ export class Lab {
     return this.sandbox.save(family, table);
   }
 
+  /** `ipset save` on the host. */
+  ipsetSave(): string {
+    return this.sandbox.ipsetSave();
+  }
+
   /** Whether the wan client gets an HTTP answer from `url`, optionally from one of its addresses. */
   wanReaches(url: string, fromAddress?: string): boolean {
     return httpStatusIn(this.sandbox.wan, url, fromAddress) !== '000';
