@@ -9,7 +9,22 @@
  *   internal  192.0.2.0/24     host side 192.0.2.1,   server 192.0.2.10           (destinations)
  *   outside   203.0.113.0/24   host side 203.0.113.1, servers 203.0.113.10, .20   (destinations)
  *
- * `useLab(options, setup)` inside a describe starts it before the tests and stops it after.
+ * `useLab(options, setup)` inside a describe starts it before the tests and stops it after:
+ *
+ *   describeOnDocker(['28.5.2', '29.7.2-nftables'], NEEDS, 'routed IPv6', (target) => {
+ *     const lab = useLab({ target }, (lab) => {
+ *       lab.createNetwork('r6', { subnet4: '172.28.0.0/24', subnet6: '2001:db8:6::/64',
+ *                                 gatewayMode6: 'routed' });
+ *       lab.runHttpd('ghost', ['2368:2368', '198.51.100.11:2369:2368'], ['--network', 'r6']);
+ *     });
+ *     test('host only, on every path Docker opens', async () => {
+ *       lab.applyConverged(HOST_ONLY);
+ *       await lab.expectPortReach('ghost', 2368, {
+ *         published: { ipv4: false, ipv6: false },
+ *         direct: { ipv4: false, ipv6: false },
+ *       });
+ *     });
+ *   });
  */
 import { afterAll, beforeAll, expect } from '@jest/globals';
 import { DEFAULT_TARGET, type DockerTarget } from './docker-targets.js';
