@@ -178,19 +178,42 @@ export function negotiateApiVersion(
   return older(daemon, newest) ? `${daemon[0]}.${daemon[1]}` : newestKnown;
 }
 
-async function daemonApiVersion(socketPath: string, timeoutMs: number): Promise<string> {
-  // /version is unversioned and has answered on every daemon since API 1.0.
+/** The daemon's API version and release, as its first answer tells them. */
+interface DaemonVersion {
+  readonly apiVersion: string;
+  readonly release: string;
+}
+
+function header(answer: Answer, name: string): string | undefined {
+  const value = answer.headers[name];
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+/**
+ * `GET /_ping` answers in about 2 ms, with the API version and (in `Server: Docker/29.7.2
+ * (linux)`) the release in its headers; `GET /version` asks containerd and runc for theirs and
+ * takes 50-70 ms (measured on 20.10 and 29.7.2). A daemon whose ping lacks them gets /version,
+ * which is unversioned and has answered on every daemon since API 1.0.
+ */
+async function daemonVersion(socketPath: string, timeoutMs: number): Promise<DaemonVersion> {
+  const ping = await get(socketPath, '/_ping', timeoutMs);
+  const pinged = header(ping, 'api-version');
+  const server = /^Docker\/(\S+)/.exec(header(ping, 'server') ?? '')?.[1];
+  if (ping.status >= 200 && ping.status <= 299 && pinged !== undefined && server !== undefined)
+    return { apiVersion: pinged, release: server };
   const version = await getJson(socketPath, '/version', timeoutMs);
-  const apiVersion =
-    typeof version === 'object' && version !== null && 'ApiVersion' in version
-      ? version.ApiVersion
+  const field = (name: string): unknown =>
+    typeof version === 'object' && version !== null && name in version
+      ? (version as Record<string, unknown>)[name]
       : undefined;
+  const apiVersion = field('ApiVersion');
   if (typeof apiVersion !== 'string')
     throw new MoatError(
       `the Docker daemon at ${socketPath} answered GET /version without an ApiVersion`,
       { code: 'docker-api', source: 'user' },
     );
-  return apiVersion;
+  const release = field('Version');
+  return { apiVersion, release: typeof release === 'string' ? release : 'unknown' };
 }
 
 /** The Engine API's own answers, kept raw so a snapshot holds exactly what the daemon said. */
@@ -198,7 +221,10 @@ export interface DockerAnswers {
   readonly apiVersion: string;
   readonly containers: unknown;
   readonly networks: unknown;
-  /** `GET /info`, asked in the newest version that reports the firewall backend. */
+  /**
+   * `GET /info`, asked in the version that reports the firewall backend; from daemons older
+   * than that (which have no backend but iptables) only `{ServerVersion}`, from their first answer.
+   */
   readonly info: unknown;
 }
 
@@ -208,13 +234,16 @@ export async function readDockerAnswers(
 ): Promise<DockerAnswers> {
   const timeoutMs = options?.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const { socketPath } = endpoint;
-  const daemonVersion = await daemonApiVersion(socketPath, timeoutMs);
-  const apiVersion = negotiateApiVersion(daemonVersion);
-  const infoVersion = negotiateApiVersion(daemonVersion, FIREWALL_BACKEND_API_VERSION);
+  const daemon = await daemonVersion(socketPath, timeoutMs);
+  const apiVersion = negotiateApiVersion(daemon.apiVersion);
+  // /info costs as much as /version: ask it only where it can name a backend but iptables.
+  const infoVersion = negotiateApiVersion(daemon.apiVersion, FIREWALL_BACKEND_API_VERSION);
   const [containers, networks, info] = await Promise.all([
     getJson(socketPath, `/v${apiVersion}/containers/json`, timeoutMs),
     getJson(socketPath, `/v${apiVersion}/networks`, timeoutMs),
-    getJson(socketPath, `/v${infoVersion}/info`, timeoutMs),
+    infoVersion === FIREWALL_BACKEND_API_VERSION
+      ? getJson(socketPath, `/v${infoVersion}/info`, timeoutMs)
+      : { ServerVersion: daemon.release },
   ]);
   return { apiVersion, containers, networks, info };
 }

@@ -100,14 +100,15 @@ describe('readInventory against a scripted Engine API', () => {
   test('an older daemon is spoken to in its own version', async () => {
     const seen: string[] = [];
     const inventory = await readInventory({ socketPath: await serve(daemon('1.41', seen)) });
+    // Its ping says nothing (404 here): /version tells the API version and the release. Before
+    // API 1.49 there is no FirewallBackend to ask /info for: such a daemon only has iptables.
     expect(seen.sort()).toEqual([
+      '/_ping',
       '/v1.41/containers/json',
-      '/v1.41/info',
       '/v1.41/networks',
       '/version',
     ]);
-    // Before API 1.49 there is no FirewallBackend: such a daemon only has iptables.
-    expect(inventory.daemon).toEqual({ version: '99.0.0', firewallBackend: 'iptables' });
+    expect(inventory.daemon).toEqual({ version: 'x', firewallBackend: 'iptables' });
     expect(inventory.containers.map((c) => [c.name, c.labels, c.ports[0]?.hostPort])).toEqual([
       ['ghost', { 'com.docker.compose.service': 'ghost' }, 2368],
     ]);
@@ -121,6 +122,44 @@ describe('readInventory against a scripted Engine API', () => {
     // /info is asked in the version that carries the firewall backend, and it is read.
     expect(seen).toContain('/v1.49/info');
     expect(inventory.daemon).toEqual({ version: '99.0.0', firewallBackend: 'nftables' });
+  });
+
+  test("a ping's headers are enough: /version, slow on real daemons, is never asked", async () => {
+    const seen: string[] = [];
+    const answers = daemon('1.55', seen);
+    const socketPath = await serve((path, res) => {
+      if (path !== '/_ping') {
+        answers(path, res);
+        return;
+      }
+      seen.push(path);
+      res.writeHead(200, { 'Api-Version': '1.55', Server: 'Docker/29.7.2 (linux)' });
+      res.end('OK');
+    });
+    const inventory = await readInventory({ socketPath });
+    expect(seen.sort()).toEqual([
+      '/_ping',
+      '/v1.43/containers/json',
+      '/v1.43/networks',
+      '/v1.49/info',
+    ]);
+    expect(inventory.daemon).toEqual({ version: '99.0.0', firewallBackend: 'nftables' });
+
+    const old: string[] = [];
+    const oldAnswers = daemon('1.41', old);
+    const oldSocket = await serve((path, res) => {
+      if (path !== '/_ping') {
+        oldAnswers(path, res);
+        return;
+      }
+      res.writeHead(200, { 'Api-Version': '1.41', Server: 'Docker/20.10.24+dfsg1 (linux)' });
+      res.end('OK');
+    });
+    expect((await readInventory({ socketPath: oldSocket })).daemon).toEqual({
+      version: '20.10.24+dfsg1',
+      firewallBackend: 'iptables',
+    });
+    expect(old.sort()).toEqual(['/v1.41/containers/json', '/v1.41/networks']);
   });
 
   test('an /info without ServerVersion is a docker-api MoatError', async () => {
