@@ -1,7 +1,8 @@
 /**
  * A fake Docker Engine API on a unix socket: just the calls moat makes (src/docker/inventory.ts:
- * GET /version, then /vX/containers/json and /vX/networks), answered from a generated inventory.
- * The benchmark measures moat, not dockerd.
+ * GET /_ping, whose headers name the API version and release as a real daemon's do, then
+ * /vX/containers/json and /vX/networks), answered from a generated inventory. The benchmark
+ * measures moat, not dockerd.
  */
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
@@ -23,7 +24,11 @@ export class FakeDockerApi {
     const server = createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0] ?? '/';
       const send = (status: number, body: string, type = 'application/json'): void => {
-        res.writeHead(status, { 'Content-Type': type, 'Api-Version': FAKE_API_VERSION });
+        res.writeHead(status, {
+          'Content-Type': type,
+          'Api-Version': FAKE_API_VERSION,
+          Server: 'Docker/24.0.9 (linux)',
+        });
         res.end(body);
       };
       if (req.method !== 'GET' && req.method !== 'HEAD') send(405, '{"message":"method"}');
