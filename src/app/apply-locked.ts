@@ -6,6 +6,7 @@ import { applyPlan, StalePlanError } from '../apply/apply.js';
 import { ExitCode, UserError } from '../core/errors.js';
 import type { Inventory } from '../docker/model.js';
 import type { LiveHost } from '../host/read-host.js';
+import type { HostSystem } from '../host/system.js';
 import type { LiveNetfilter } from '../netfilter/model.js';
 import { isEmptyPlan, type Plan } from '../plan/model.js';
 import { planFromDocument } from '../plan/render-json.js';
@@ -13,7 +14,7 @@ import { renderPlanText } from '../plan/render-text.js';
 import type { Policy } from '../policy/model.js';
 import type { ApplyOptions } from './apply.js';
 import { readPlanFile } from './commands.js';
-import { changesExit, planFor, type Context } from './context.js';
+import { changesExit, planFor, withListenerNames, type Context } from './context.js';
 import { TOOL_VERSION } from './version.js';
 
 export interface ApplyOutcome {
@@ -27,6 +28,7 @@ export interface HostRead {
   readonly host: LiveHost;
   readonly inventory: Inventory;
   readonly live: LiveNetfilter;
+  readonly system: HostSystem;
 }
 
 function appliedLine(plan: Plan): string {
@@ -39,8 +41,9 @@ export async function applyLocked(
   options: ApplyOptions,
   policy: Policy,
   sha256: string,
-  { host, inventory, live }: HostRead,
+  { host, inventory, live, system: unnamed }: HostRead,
 ): Promise<ApplyOutcome> {
+  const system = await withListenerNames(policy, unnamed);
   let plan: Plan;
   if (options.planFile !== undefined) {
     const saved = planFromDocument(await readPlanFile(options.planFile), options.planFile);
@@ -56,14 +59,14 @@ export async function applyLocked(
     }
     // Apply only what moat itself computes now: a saved plan is a confirmation of intent, so
     // a plan file edited by hand (or made for another host state) can never inject a rule.
-    plan = planFor(policy, inventory, live);
+    plan = planFor(policy, inventory, live, system);
     if (JSON.stringify(plan.steps) !== JSON.stringify(saved.plan.steps)) {
       throw new StalePlanError(
         `the host or its containers changed since ${options.planFile} was made (or the file was edited); nothing was applied. Plan again.`,
       );
     }
   } else {
-    plan = planFor(policy, inventory, live);
+    plan = planFor(policy, inventory, live, system);
   }
 
   const talk = options.logFormat === 'text' && !options.quiet;
@@ -89,7 +92,7 @@ export async function applyLocked(
       runner: ctx.runner,
       backend: host.backend,
       readLive: () => host.readLive(),
-      replan: (after) => planFor(policy, inventory, after),
+      replan: (after) => planFor(policy, inventory, after, system),
     },
     live,
   );

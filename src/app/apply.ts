@@ -118,6 +118,10 @@ export async function applyCommand(ctx: Context, options: ApplyOptions): Promise
 /** One read of the host, taken under the lock: the plan and the staleness check both use it. */
 async function readHost(ctx: Context, options: ApplyOptions): Promise<HostRead> {
   const host = await openLiveHost({ runner: ctx.runner, backend: options.backend, env: ctx.env });
-  const [inventory, live] = await Promise.all([host.readInventory(), host.readLive()]);
-  return { host, inventory, live };
+  const [inventory, live, system] = await Promise.all([
+    host.readInventory(),
+    host.readLive(),
+    host.readSystem(),
+  ]);
+  return { host, inventory, live, system };
 }

@@ -1,6 +1,8 @@
 /** What every use case behind the CLI gets, and the one way they all plan. */
 import { compile } from '../compile/compile.js';
 import { hostFacts } from '../compile/host-facts.js';
+import { portsNamedBy } from '../compile/ingress.js';
+import type { HostSystem } from '../host/system.js';
 import { ExitCode } from '../core/errors.js';
 import type { CommandRunner } from '../core/runner.js';
 import type { Inventory } from '../docker/model.js';
@@ -22,8 +24,28 @@ export interface HostOptions {
   readonly backend: BackendChoice;
 }
 
-export function planFor(policy: Policy, inventory: Inventory, live: LiveNetfilter): Plan {
-  return diff(compile(policy, inventory, hostFacts(live)), live);
+export function planFor(
+  policy: Policy,
+  inventory: Inventory,
+  live: LiveNetfilter,
+  system: HostSystem = {},
+): Plan {
+  return diff(compile(policy, inventory, hostFacts(live, system)), live);
+}
+
+/**
+ * Names the programs listening on the ports the policy names, so a refusal to restrict a host
+ * service can say which; looking owners up reads every process's descriptors, so only those.
+ */
+export async function withListenerNames(policy: Policy, system: HostSystem): Promise<HostSystem> {
+  if (system.listeners === undefined) return system;
+  const named = portsNamedBy(policy);
+  if (named.length === 0) return system;
+  const { nameListeners } = await import('../host/system.js');
+  const listeners = await nameListeners(system.listeners, (l) =>
+    named.some((r) => r.protocol === l.protocol && r.first <= l.port && l.port <= r.last),
+  );
+  return { ...system, listeners };
 }
 
 export function changesExit(changed: boolean, detailed: boolean): number {

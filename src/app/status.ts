@@ -3,7 +3,7 @@ import { ExitCode } from '../core/errors.js';
 import { openLiveHost } from '../host/read-host.js';
 import { isEmptyPlan } from '../plan/model.js';
 import { lastWhere, readHistory, type RunRecord } from '../state/runs.js';
-import { planFor, type Context, type HostOptions } from './context.js';
+import { planFor, withListenerNames, type Context, type HostOptions } from './context.js';
 import { loadValidPolicy } from './policy-input.js';
 
 export type HostStatus = 'Ready' | 'Drifted' | 'Failing';
@@ -18,8 +18,12 @@ export async function statusCommand(
   const lastChange = lastWhere(history, (r) => r.result === 'changed');
   const { policy } = await loadValidPolicy(options.file, ctx.io, ctx.color);
   const host = await openLiveHost({ runner: ctx.runner, backend: options.backend, env: ctx.env });
-  const [live, inventory] = await Promise.all([host.readLive(), host.readInventory()]);
-  const plan = planFor(policy, inventory, live);
+  const [live, inventory, system] = await Promise.all([
+    host.readLive(),
+    host.readInventory(),
+    host.readSystem(),
+  ]);
+  const plan = planFor(policy, inventory, live, await withListenerNames(policy, system));
   const drift = plan.steps.filter((s) => s.reason === 'drift').length;
   const status: HostStatus =
     last?.result === 'failed' ? 'Failing' : isEmptyPlan(plan) ? 'Ready' : 'Drifted';

@@ -3,7 +3,7 @@
  * wrote, put into the state the plan was made from. Everything else was not written, and the
  * plan was made under the same lock, so it stands as read.
  */
-import { isOwnedChain } from '../compile/naming.js';
+import { isOwnedChain } from '../core/ownership.js';
 import type { CommandRunner } from '../core/runner.js';
 import type {
   IptablesBackend,

@@ -68,7 +68,8 @@ function exposedPorts(container: DockerContainer): PortEntry[] {
   const byPort = new Map<string, { containerPorts: Set<number>; hostIps: Set<string> }>();
   for (const p of container.ports) {
     if (isLoopback(p.hostIp) || !isPolicyProtocol(p.protocol)) continue;
-    const key = `${p.protocol}/${p.hostPort}`;
+    // A routed port (no host port) is reached at the container port: that is what rules name.
+    const key = `${p.protocol}/${p.hostPort ?? p.containerPort}`;
     const entry = byPort.get(key) ?? { containerPorts: new Set(), hostIps: new Set() };
     entry.containerPorts.add(p.containerPort);
     entry.hostIps.add(p.hostIp);
@@ -119,10 +120,11 @@ function exposureOf(container: DockerContainer): ContainerExposure {
   const loopbackOnly = new Set<string>();
   const unsupported = new Set<string>();
   for (const p of container.ports) {
+    const port = p.hostPort ?? p.containerPort;
     if (!isPolicyProtocol(p.protocol)) {
-      if (!isLoopback(p.hostIp)) unsupported.add(`${p.hostPort}/${p.protocol}`);
-    } else if (isLoopback(p.hostIp) && !isExposed(p.protocol, p.hostPort)) {
-      loopbackOnly.add(`${hostAddress(p.hostIp, p.hostPort)} → ${p.containerPort}/${p.protocol}`);
+      if (!isLoopback(p.hostIp)) unsupported.add(`${port}/${p.protocol}`);
+    } else if (isLoopback(p.hostIp) && !isExposed(p.protocol, port)) {
+      loopbackOnly.add(`${hostAddress(p.hostIp, port)} → ${p.containerPort}/${p.protocol}`);
     }
   }
   return {

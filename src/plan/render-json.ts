@@ -9,7 +9,7 @@ export interface PlanDocument {
   readonly steps: Plan['steps'];
   readonly exposures: Plan['exposures'];
   readonly egress: Plan['egress'];
-  readonly previous_exposures: Plan['previousExposures'];
+  readonly glossary: Plan['glossary'];
   readonly warnings: Plan['warnings'];
   readonly digests: Plan['digests'];
   /** Only in saved plan files: what the plan was computed from. */
@@ -28,7 +28,7 @@ export function planDocument(
     steps: plan.steps,
     exposures: plan.exposures,
     egress: plan.egress,
-    previous_exposures: plan.previousExposures,
+    glossary: plan.glossary,
     warnings: plan.warnings,
     digests: plan.digests,
     ...(origin === undefined
@@ -74,7 +74,7 @@ export function planFromDocument(
       summary: doc.summary,
       exposures: doc.exposures ?? [],
       egress: doc.egress ?? [],
-      previousExposures: doc.previous_exposures ?? [],
+      glossary: doc.glossary ?? { ipsets: {}, addresses: {} },
       warnings: doc.warnings ?? [],
       digests: doc.digests,
     },
