@@ -23,6 +23,11 @@ export interface HostFacts {
   readonly ipsetFamilies: ReadonlyMap<string, Family>;
   /** The chain that receives routed traffic first: DOCKER-USER where Docker made it. */
   readonly forwardHook: Readonly<Record<Family, string>>;
+  /**
+   * Whether Docker DNATs IPv6 (its ip6tables support, on by default since 27, or the nftables
+   * backend); without it an IPv6 client reaches a published port through docker-proxy.
+   */
+  readonly ipv6Dnat: boolean;
   /** The host's network interfaces; undefined when unknown. */
   readonly interfaces?: readonly string[];
   /** The host's listening sockets; undefined when unknown (a snapshot that did not record them). */
@@ -32,6 +37,7 @@ export interface HostFacts {
 export const DEFAULT_HOST_FACTS: HostFacts = {
   ipsetFamilies: new Map(),
   forwardHook: { ipv4: 'DOCKER-USER', ipv6: 'DOCKER-USER' },
+  ipv6Dnat: true,
 };
 
 /** Programs of Docker's own that hold published ports open. */
@@ -49,9 +55,16 @@ export function hostFacts(
     forwardHook[family] = chains?.has('DOCKER-USER') === true ? 'DOCKER-USER' : 'FORWARD';
   }
   const ipsetFamilies = new Map([...live.ipsets.values()].map((s) => [s.name, s.family] as const));
+  const dockerChains = (family: Family): boolean => {
+    const chains = live.rulesets[family].tables.get('filter')?.chains;
+    return chains?.has('DOCKER') === true || chains?.has('DOCKER-USER') === true;
+  };
   return {
     forwardHook,
     ipsetFamilies,
+    // Docker's iptables rules in IPv6 mean it DNATs IPv6; none in either family means its
+    // nftables backend, which does too.
+    ipv6Dnat: dockerChains('ipv6') || !dockerChains('ipv4'),
     ...(system.interfaces === undefined ? {} : { interfaces: system.interfaces }),
     ...(system.listeners === undefined ? {} : { listeners: system.listeners }),
   };

@@ -135,7 +135,7 @@ export class Ingress {
         port: p.port,
         containerPort: p.containerPort,
         ...(p.via === 'dnat' ? { hostIps: p.hostIps } : {}),
-        paths: pathsOf(p, this.context.members),
+        paths: pathsOf(p, this.context.members, this.context.facts.ipv6Dnat),
         origins: origins.filter((o) => o !== DEFAULTS_INGRESS),
       };
     });

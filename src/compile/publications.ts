@@ -105,6 +105,7 @@ export function publishedFamilies(hostIps: readonly string[]): Family[] {
 export function pathsOf(
   publication: RawPublication,
   members: readonly BridgeMember[],
+  ipv6Dnat: boolean,
 ): PublicationPath[] {
   const mine = members.filter((m) => m.container.id === publication.container.id);
   const out: PublicationPath[] = [];
@@ -123,7 +124,7 @@ export function pathsOf(
       return x.addresses[family] !== undefined && mode !== 'routed' && mode !== 'isolated';
     });
     const destination = m?.addresses[family];
-    if (m === undefined || destination === undefined) {
+    if (m === undefined || destination === undefined || (family === 'ipv6' && !ipv6Dnat)) {
       if (family === 'ipv6') out.push({ family, path: 'proxy' });
       continue;
     }

@@ -4,9 +4,12 @@
  */
 import { distance } from 'fastest-levenshtein';
 
-/** The candidate closest to `word`, if at most a third of its letters (and 3) differ. */
+/**
+ * The candidate closest to `word`, if few enough letters differ to be a typo: one in a word of
+ * up to three letters, else two (a swapped pair), or a third of the word, at most three.
+ */
 export function closest(word: string, candidates: Iterable<string>): string | undefined {
-  const limit = Math.min(3, Math.max(1, Math.floor(word.length / 3)));
+  const limit = word.length <= 3 ? 1 : Math.min(3, Math.max(2, Math.floor(word.length / 3)));
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const candidate of candidates) {
@@ -20,8 +23,11 @@ export function closest(word: string, candidates: Iterable<string>): string | un
   return best !== undefined && bestDistance <= limit ? best : undefined;
 }
 
-/** `; did you mean "ghost"?`, or nothing. */
-export function didYouMean(word: string, candidates: Iterable<string>, quote = '"'): string {
+/**
+ * `; did you mean "ghost"?`, or nothing. `open` is what goes before the candidate (a quote, or
+ * a prefix such as `` `container: ``); the closing quote matches its first character.
+ */
+export function didYouMean(word: string, candidates: Iterable<string>, open = '"'): string {
   const hint = closest(word, candidates);
-  return hint === undefined ? '' : `; did you mean ${quote}${hint}${quote}?`;
+  return hint === undefined ? '' : `; did you mean ${open}${hint}${open.charAt(0)}?`;
 }

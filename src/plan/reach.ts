@@ -248,7 +248,11 @@ export function liveView(ruleset: LiveRuleset): RuleView {
   let forward = false;
   let input = false;
   for (const chain of ruleset.tables.get('filter')?.chains.values() ?? []) {
-    if (isOwnedChain(chain.name)) chains.set(chain.name, chain.rules.map((r) => r.spec));
+    if (isOwnedChain(chain.name))
+      chains.set(
+        chain.name,
+        chain.rules.map((r) => r.spec),
+      );
     else {
       forward ||= chain.rules.some((r) => r.target === FORWARD_CHAIN);
       input ||= chain.name === 'INPUT' && chain.rules.some((r) => r.target === INPUT_CHAIN);

@@ -1,4 +1,5 @@
 /** ajv's errors → issues a person can act on, located at the offending key or value. */
+import { didYouMean } from '../core/suggest.js';
 import type { ErrorObject } from 'ajv/dist/2020.js';
 import type { PathSegment } from './locate.js';
 import { show, type PolicyIssue } from './issue.js';
@@ -84,7 +85,7 @@ export function schemaIssue(error: ErrorObject): PolicyIssue | undefined {
       const expected = Object.keys(record(parent['properties']));
       return issue(
         [...path, key],
-        `unknown key ${show(key)} (expected one of: ${expected.join(', ')})`,
+        `unknown key ${show(key)} (expected one of: ${expected.join(', ')})${didYouMean(key, expected, '`')}`,
         'unknown-key',
         'key',
       );

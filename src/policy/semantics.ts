@@ -23,6 +23,7 @@ import type {
 } from './model.js';
 import { parsePort } from './ports.js';
 import { IPSET_PREFIX } from '../core/ownership.js';
+import { didYouMean } from '../core/suggest.js';
 
 /** The kernel limits an ipset name to 31 characters (IPSET_MAXNAMELEN 32, with the NUL). */
 export const IPSET_NAME_MAX = 31;
@@ -281,7 +282,7 @@ class Checker {
         this.error(
           path,
           'unknown-ipset',
-          `ipset ${show(key)} is not declared under \`ipsets\`${known.length === 0 ? '' : ` (declared: ${known.join(', ')})`}`,
+          `ipset ${show(key)} is not declared under \`ipsets\`${known.length === 0 ? '' : ` (declared: ${known.join(', ')})`}${didYouMean(key, known, '`ipset:')}`,
         );
         return undefined;
       }
@@ -293,7 +294,7 @@ class Checker {
         this.error(
           path,
           'unknown-group',
-          `container group ${show(group)} is not declared under \`containers\``,
+          `container group ${show(group)} is not declared under \`containers\`${didYouMean(group, this.groupKeys, '`container:')}`,
         );
         return undefined;
       }

@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from '@jest/globals';
 import { compile } from '../../src/compile/compile.js';
-import type { Listener } from '../../src/compile/host-facts.js';
+import { DEFAULT_HOST_FACTS, type Listener } from '../../src/compile/host-facts.js';
 import type { DesiredFamily, DesiredState } from '../../src/compile/model.js';
 import type { Family } from '../../src/policy/model.js';
 import { desiredView, reachOn, type PathPacket, type Reach } from '../../src/plan/reach.js';
@@ -240,8 +240,7 @@ describe('compile: defaults that need no inventory', () => {
 
   test("a host interface named like a Docker bridge but not Docker's is exempted by name", () => {
     const desired = compile(hostDefaults, inventory(), {
-      ipsetFamilies: new Map(),
-      forwardHook: { ipv4: 'DOCKER-USER', ipv6: 'DOCKER-USER' },
+      ...DEFAULT_HOST_FACTS,
       interfaces: ['br-lan', 'br-0123456789ab', 'docker0', 'eth0'],
     });
     expect(reach(desired, 9191, { outInterface: 'br-lan' })).toEqual(ANYONE);
@@ -377,11 +376,7 @@ describe("compile: the host's own services", () => {
     address: '0.0.0.0',
     owners: [{ pid: 812, command: 'sshd' }],
   };
-  const facts = (listeners: Listener[]) => ({
-    ipsetFamilies: new Map(),
-    forwardHook: { ipv4: 'DOCKER-USER', ipv6: 'DOCKER-USER' } as const,
-    listeners,
-  });
+  const facts = (listeners: Listener[]) => ({ ...DEFAULT_HOST_FACTS, listeners });
   const ssh = (restrict?: true) =>
     policy([
       group('web', {
