@@ -18,7 +18,7 @@ import type * as ParseModule from '../../src/policy/parse.js';
 import type * as ParseSaveModule from '../../src/netfilter/parse-save.js';
 import type * as ParseIpsetModule from '../../src/netfilter/parse-ipset.js';
 import type * as NormalizeModule from '../../src/docker/normalize.js';
-import type * as RenderRestoreModule from '../../src/netfilter/render-restore.js';
+import type * as RenderRestoreModule from '../../src/apply/render-restore.js';
 import type * as RenderJsonModule from '../../src/plan/render-json.js';
 
 export type Backend = 'nft' | 'legacy';

@@ -7,7 +7,7 @@
 import { MoatError, ExitCode, SubprocessError } from '../core/errors.js';
 import { runChecked, type CommandRunner } from '../core/runner.js';
 import type { IptablesBackend, LiveNetfilter } from '../netfilter/model.js';
-import { renderRestore, type RestoreScripts } from '../netfilter/render-restore.js';
+import { renderRestore, type RestoreScripts } from './render-restore.js';
 import { toolFor } from '../netfilter/backend.js';
 import { diff, fingerprint } from '../plan/diff.js';
 import { isEmptyPlan, type Plan } from '../plan/model.js';

@@ -14,7 +14,7 @@ import type {
   LiveTable,
 } from '../netfilter/model.js';
 import { readFilterChains, readIpsetsNamed } from '../netfilter/read.js';
-import { swapSetName } from '../netfilter/render-restore.js';
+import { swapSetName } from './render-restore.js';
 import { isMoatRule } from '../plan/diff.js';
 import type { Plan } from '../plan/model.js';
 import { FAMILIES, type Family } from '../policy/model.js';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { compile } from '../../src/compile/compile.js';
 import { hostFacts } from '../../src/compile/host-facts.js';
 import { readSnapshot } from '../../src/host/snapshot.js';
-import { renderRestore } from '../../src/netfilter/render-restore.js';
+import { renderRestore } from '../../src/apply/render-restore.js';
 import { diff } from '../../src/plan/diff.js';
 import { renderPlanJson } from '../../src/plan/render-json.js';
 import { renderPlanText } from '../../src/plan/render-text.js';

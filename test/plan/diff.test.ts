@@ -2,7 +2,7 @@ import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { compile } from '../../src/compile/compile.js';
 import { diff } from '../../src/plan/diff.js';
-import { renderRestore } from '../../src/netfilter/render-restore.js';
+import { renderRestore } from '../../src/apply/render-restore.js';
 import { renderPlanText } from '../../src/plan/render-text.js';
 import { planFromDocument, renderPlanJson } from '../../src/plan/render-json.js';
 import type { LiveChain, LiveNetfilter } from '../../src/netfilter/model.js';

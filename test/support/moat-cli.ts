@@ -1,6 +1,6 @@
 /** Runs the built moat CLI inside a test's network namespace, as a user would run it. */
 import { afterAll } from '@jest/globals';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -35,6 +35,10 @@ export class PolicyDir {
   write(text: string): string {
     writeFileSync(this.file, text);
     return this.file;
+  }
+
+  read(): string {
+    return readFileSync(this.file, 'utf8');
   }
 
   remove(): void {
