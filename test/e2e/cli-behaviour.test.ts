@@ -351,7 +351,7 @@ describeWith(
       expect(shownJson.status).toBe(0);
       expect(shownJson.stdout).toBe(plannedJson.stdout);
       const doc = JSON.parse(shownJson.stdout) as { format_version: number; steps: unknown[] };
-      expect(doc.format_version).toBe(1);
+      expect(doc.format_version).toBe(2);
       expect(doc.steps.length).toBeGreaterThan(0);
     });
 
