@@ -219,7 +219,7 @@ describe('examples/ci: the pull-request plan scripts, run against a snapshot', (
     expect(r.summary).toContain(`### moat plan against the snapshot ${SNAPSHOT}`);
     expect(r.summary).toMatch(/ghost 2368\/tcp: reachable from host only \(was: anyone\)/);
     expect(r.summary).toMatch(/Plan: \d+ to add/);
-    expect((JSON.parse(r.plan) as { format_version?: number }).format_version).toBe(1);
+    expect((JSON.parse(r.plan) as { format_version?: number }).format_version).toBe(2);
   });
 
   test('GitHub: the policy `moat init` writes for the snapshot → no changes', () => {
