@@ -175,7 +175,7 @@ describeWith(['root', 'dockerd', 'iptables', 'ip', 'busybox', 'curl'], 'operatio
         await new Promise((r) => setTimeout(r, 100));
       const protectedAfter = Date.now() - started;
       expect(save()).toMatch(
-        new RegExp(`-A MOAT-FORWARD -s ${address.replace(/\./g, '\\.')}/32 .*-j MOAT-EGR-`),
+        new RegExp(`-A MOAT-EGRESS -s ${address.replace(/\./g, '\\.')}/32 .*-g MOAT-EGR-`),
       );
       console.log(`watch: container protected ${protectedAfter} ms after docker run returned`);
     } finally {
