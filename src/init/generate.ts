@@ -257,7 +257,7 @@ const HEADER = [
   '#   defaults.ingress: host        ports no rule names, including those of containers',
   '#                                 started later, become reachable from the host only',
   '# Egress is not restricted yet. The way that holds without moat running is a default of',
-  '# deny (`defaults.egress: deny`), keyed on Docker\'s bridges, then allow rules per group:',
+  "# deny (`defaults.egress: deny`), keyed on Docker's bridges, then allow rules per group:",
   '# a container started or recreated later is held by it from its first packet. (Write an',
   '# allow rule for your DNS resolver: egress rules cover name lookups too.) Egress limits',
   '# under `defaults.egress: allow` are keyed on container addresses and lapse for a recreated',
