@@ -54,7 +54,10 @@ const backendOption = (): Option =>
 function withRunOptions(command: Command, lockTimeout: string): Command {
   return command
     .addOption(
-      new Option('--lock-file <path>', 'the lock that keeps applies apart')
+      new Option(
+        '--lock-file <path>',
+        'names the lock that keeps applies apart (an abstract unix socket; no file is made)',
+      )
         .env('MOAT_LOCK_FILE')
         .default(DEFAULT_LOCK_PATH),
     )
@@ -198,8 +201,7 @@ function build(): Command {
         const onSignal = (): void => {
           stop.abort();
         };
-        // Kept (not `once`) until watch returns: proper-lockfile's signal-exit re-raises a
-        // signal that it finds no other listener for, which would kill watch mid-stop.
+        // Kept (not `once`) until watch returns: a second signal must not kill watch mid-stop.
         process.on('SIGTERM', onSignal);
         process.on('SIGINT', onSignal);
         const { watchCommand } = await import('../app/watch.js');
