@@ -165,7 +165,7 @@ containers:
       const reachable = () => httpStatusIn(sandbox.wan, v4(2222)) !== '000';
       for (let i = 0; i < 50 && !reachable(); i++) await new Promise((r) => setTimeout(r, 100));
       const firewall = () => rulesets(sandbox).replace(/^# .*\n/gm, '');
-    const before = firewall();
+      const before = firewall();
       const ssh = (extra: string) => `version: 1
 containers:
   ghost:
