@@ -153,9 +153,16 @@ export function renderPlanText(plan: Plan, options: TextOptions): string {
     for (const step of change) out.push(...stepLines(step, paint).map((l) => `  ${l}`));
     out.push('');
   }
-  if (plan.warnings.length > 0) {
+  const notes = plan.warnings.filter((w) => w.level === 'note');
+  const warnings = plan.warnings.filter((w) => w.level !== 'note');
+  if (notes.length > 0) {
+    out.push(paint('bold', 'Notes:'));
+    for (const w of notes) out.push(`  ${paint('dim', '·')} ${w.message}`);
+    out.push('');
+  }
+  if (warnings.length > 0) {
     out.push(paint('bold', 'Warnings:'));
-    for (const w of plan.warnings) out.push(`  ${paint('yellow', '!')} ${w.message}`);
+    for (const w of warnings) out.push(`  ${paint('yellow', '!')} ${w.message}`);
     out.push('');
   }
   const { add, change: changed, destroy } = plan.summary;
