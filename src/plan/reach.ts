@@ -152,9 +152,6 @@ function ruleMatches(spec: string, packet: PathPacket, source: string): Test {
         result = w[i + 2] === 'src' ? `set:${value}` === source : 'unknown';
         i += 2;
         break;
-      case '--physdev-is-bridged':
-        result = false;
-        break;
       default:
         return 'unknown';
     }
