@@ -10,12 +10,14 @@ import { diff } from '../plan/diff.js';
 import type { Plan } from '../plan/model.js';
 import type { Policy } from '../policy/model.js';
 import type { Io } from './io.js';
+import type { View } from './view.js';
 
 export interface Context {
   readonly io: Io;
   readonly runner: CommandRunner;
   readonly env: Readonly<Record<string, string | undefined>>;
-  readonly color: boolean;
+  /** Text or JSON: chosen once by the CLI. */
+  readonly view: View;
 }
 
 export interface HostOptions {
