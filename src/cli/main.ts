@@ -115,9 +115,7 @@ async function run(command: Command, useCase: (ctx: Context) => Promise<number>)
 }
 
 const fileOption = (): Option =>
-  new Option('-f, --file <path>', 'the policy file (`-`: standard input)').default(
-    'firewall.yaml',
-  );
+  new Option('-f, --file <path>', 'the policy file (`-`: standard input)').default('firewall.yaml');
 const historyDirOption = (): Option =>
   new Option('--history-dir <dir>', 'where moat records its runs (runs.json)')
     .env('MOAT_HISTORY_DIR')
