@@ -11,9 +11,9 @@ import type { CommandRunner } from '../../src/core/runner.js';
 export interface BufferContext {
   readonly ctx: Context;
   /** Everything written to stdout so far. */
-  out(): string;
+  readonly out: () => string;
   /** Everything written to stderr so far. */
-  err(): string;
+  readonly err: () => string;
 }
 
 export function bufferContext(
