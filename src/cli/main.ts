@@ -78,8 +78,9 @@ function applyRenames(command: Command): string[] {
     const [oldName, newName] =
       source === 'env' && 'env' in rename ? rename.env : (rename.flags as readonly string[]);
     notes.push(`${oldName ?? ''} is deprecated and will be removed; use ${newName ?? ''}`);
-    const current = command.getOptionValueSource(rename.now);
-    if (current === undefined || current === 'default')
+    // Commander's own precedence: a flag beats an environment variable beats the default.
+    const rank = (s: string | undefined): number => (s === 'cli' ? 2 : s === 'env' ? 1 : 0);
+    if (rank(source) > rank(command.getOptionValueSource(rename.now)))
       command.setOptionValueWithSource(rename.now, command.getOptionValue(rename.old), source);
   }
   return notes;

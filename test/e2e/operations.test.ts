@@ -143,7 +143,7 @@ describeWith(['root', 'dockerd', 'iptables', 'ip', 'busybox', 'curl'], 'operatio
           ...process.env,
           ...sandbox.env,
           NO_COLOR: '1',
-          MOAT_STATE_DIR: join(scratchDir(), 'state'),
+          MOAT_HISTORY_DIR: join(scratchDir(), 'state'),
           MOAT_LOCK_FILE: join(scratchDir(), 'moat.lock'),
         },
         stdio: ['ignore', 'pipe', 'pipe'],

@@ -87,7 +87,7 @@ describe('examples/ci/github-actions.yml', () => {
     expect(job.if).toBe("github.event_name == 'pull_request'");
     expect(ghStep('plan-pr', 'Validate').run).toBe('moat validate --file "$MOAT_FILE"');
     const plan = ghStep('plan-pr', 'Plan').run ?? '';
-    expect(plan).toContain('moat plan --state "$MOAT_SNAPSHOT"');
+    expect(plan).toContain('moat plan --snapshot "$MOAT_SNAPSHOT"');
     expect(plan).toContain('--out plan.json --detailed-exitcode');
     expect(plan).toContain('$GITHUB_STEP_SUMMARY');
     expect(ghStep('plan-pr', 'Keep the plan').uses).toMatch(/^actions\/upload-artifact@/);
@@ -116,7 +116,7 @@ describe('examples/ci/gitlab-ci.yml', () => {
     const plan = glJob('plan:mr');
     expect(plan.rules?.[0]?.if).toContain('merge_request_event');
     expect(plan.script?.join('\n')).toContain(
-      'moat plan --file "$MOAT_FILE" --state "$MOAT_SNAPSHOT"',
+      'moat plan --file "$MOAT_FILE" --snapshot "$MOAT_SNAPSHOT"',
     );
     expect(plan.artifacts).toMatchObject({
       expose_as: 'moat plan',
@@ -168,7 +168,7 @@ describe('examples/ci: the pull-request plan scripts, run against a snapshot', (
         NO_COLOR: '1',
         MOAT_FILE: 'firewall.yaml',
         MOAT_SNAPSHOT: SNAPSHOT,
-        MOAT_STATE_DIR: join(cwd, 'state'),
+        MOAT_HISTORY_DIR: join(cwd, 'state'),
         MOAT_LOCK_FILE: join(cwd, 'moat.lock'),
         GITHUB_OUTPUT: join(cwd, 'output'),
         GITHUB_STEP_SUMMARY: join(cwd, 'summary.md'),
