@@ -1,6 +1,7 @@
 /** The plan for people, modelled on `terraform plan`: drift first, then exposure, then rules. */
 import type { PortExposure } from '../compile/model.js';
 import { DIGEST_PREFIX } from '../compile/naming.js';
+import { plural } from '../core/words.js';
 import type { Plan, PlanStep } from './model.js';
 
 export interface TextOptions {
@@ -65,7 +66,9 @@ function stepLines(step: PlanStep, paint: ReturnType<typeof painter>): string[] 
       ];
     case 'create-set':
       return [
-        add(`ipset ${step.set} (${step.type}, ${step.family}, ${step.members.length} members)`),
+        add(
+          `ipset ${step.set} (${step.type}, ${step.family}, ${plural(step.members.length, 'member')})`,
+        ),
         ...step.members.map((m) => `    ${add(m)}`),
       ];
     case 'update-set':
