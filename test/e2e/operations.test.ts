@@ -100,7 +100,7 @@ describeWith(['root', 'dockerd', 'iptables', 'ip', 'busybox', 'curl'], 'operatio
     expect(failing.stderr).toContain('/nonexistent.sock');
     const status = run(['status', '-f', policy.file]);
     expect(status.stdout).toMatch(/^Status: +Failing$/m);
-    expect(status.status).toBe(1);
+    expect(status.status).toBe(5); // not 1: that is status itself failing
   });
 
   test('a saved plan applies; a hand-edited one cannot inject a rule (exit 3, host unchanged)', () => {
