@@ -12,6 +12,7 @@ import { toolFor } from '../netfilter/backend.js';
 import { diff, fingerprint } from '../plan/diff.js';
 import { isEmptyPlan, type Plan } from '../plan/model.js';
 import { FAMILIES } from '../policy/model.js';
+import { plural } from '../core/words.js';
 import { desiredFromLive } from './from-live.js';
 import { readAfter } from './verify.js';
 
@@ -130,7 +131,7 @@ export async function applyPlan(
     const after = env.replan(await readAfter(env.runner, env.backend, plan, before));
     if (!isEmptyPlan(after)) {
       failure = new Error(
-        `verification failed: after applying, the host still differs from the policy (${after.steps.length} step(s) left)`,
+        `verification failed: after applying, the host still differs from the policy (${plural(after.steps.length, 'step')} left)`,
       );
     }
   } catch (error) {

@@ -2,6 +2,7 @@
 import { DIGEST_PREFIX, EGRESS_CHAIN, EGRESS_GROUP_CHAIN_PREFIX } from '../core/ownership.js';
 import { sameReach } from './reach.js';
 import { egressWords, portName, portReachWords } from './words.js';
+import { plural } from '../core/words.js';
 import type { Plan, PlanStep } from './model.js';
 
 export interface TextOptions {
@@ -66,7 +67,9 @@ function stepLines(step: PlanStep, paint: ReturnType<typeof painter>): string[] 
       ];
     case 'create-set':
       return [
-        add(`ipset ${step.set} (${step.type}, ${step.family}, ${step.members.length} members)`),
+        add(
+          `ipset ${step.set} (${step.type}, ${step.family}, ${plural(step.members.length, 'member')})`,
+        ),
         ...step.members.map((m) => `    ${add(m)}`),
       ];
     case 'update-set':

@@ -77,7 +77,7 @@ describeWith(
       '--auto-approve',
       '--lock-file',
       lockFile,
-      '--state-dir',
+      '--history-dir',
       runsDir,
       ...extra,
     ];

@@ -53,7 +53,7 @@ describeWith(
       moat(sandbox, args, { ...sandbox.env, ...env });
     const apply = (args: readonly string[], env: Record<string, string> = {}) =>
       run(
-        ['apply', '-f', policy.file, '--lock-file', lockFile, '--state-dir', stateDir, ...args],
+        ['apply', '-f', policy.file, '--lock-file', lockFile, '--history-dir', stateDir, ...args],
         env,
       );
     const host = () => firewallState(sandbox);
@@ -155,7 +155,7 @@ describeWith(
         '--auto-approve',
         '--lock-file',
         lockFile,
-        '--state-dir',
+        '--history-dir',
         stateDir,
         '--lock-timeout',
         '60s',
@@ -180,7 +180,7 @@ describeWith(
         '--auto-approve',
         '--lock-file',
         killedLock,
-        '--state-dir',
+        '--history-dir',
         stateDir,
       ];
       const running = startMoat(sandbox, args);
@@ -344,16 +344,22 @@ describeWith(
       expect(doc.steps.length).toBeGreaterThan(0);
     });
 
-    test('apply --state DIR is refused: apply changes a live host, not a snapshot', () => {
+    test('apply --snapshot DIR (or the old --state) is refused: apply changes a live host', () => {
       converge(EMPTY);
       policy.write(HOST_ONLY);
       const snapshot = join(work, 'snapshot');
       expect(run(['snapshot', '--out', snapshot]).status).toBe(0);
       const before = host();
-      const result = apply(['--auto-approve', '--state', snapshot]);
+      const result = apply(['--auto-approve', '--snapshot', snapshot]);
       expect(result.status).toBe(1);
-      expect(result.stderr).toBe('moat: apply changes a live host; it does not take --state\n');
+      expect(result.stderr).toBe('moat: apply changes a live host; it does not take --snapshot\n');
       expect(result.stdout).toBe('');
+      const old = apply(['--auto-approve', '--state', snapshot]);
+      expect(old.status).toBe(1);
+      expect(old.stderr).toBe(
+        'moat: warning: --state is deprecated and will be removed; use --snapshot\n' +
+          'moat: apply changes a live host; it does not take --snapshot\n',
+      );
       expect(host()).toBe(before);
     });
   },
