@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs what moat's tests need on a Debian machine, as root, only when something is missing:
 # Debian packages (iptables with both backends, ipset, iproute2, a real dockerd, busybox for the
-# test image, curl for the test client) and the npm packages from the lock file.
+# test image, curl for the test client; debootstrap, lintian, man-db and zsh for the Debian
+# package's tests) and the npm packages from the lock file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 for pair in iptables-legacy-restore:iptables ipset:ipset ip:iproute2 dockerd:docker.io \
             busybox:busybox-static curl:curl nsenter:util-linux \
-            ping:iputils-ping systemd-analyze:systemd ansible-playbook:ansible-core; do
+            ping:iputils-ping systemd-analyze:systemd ansible-playbook:ansible-core \
+            dpkg-deb:dpkg debootstrap:debootstrap lintian:lintian man:man-db zsh:zsh; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
 done
 if ! command -v node >/dev/null 2>&1; then need+=(nodejs npm); fi

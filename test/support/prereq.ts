@@ -15,7 +15,12 @@ export type Prerequisite =
   | 'busybox'
   | 'curl'
   | 'systemd-analyze'
-  | 'ansible-playbook';
+  | 'ansible-playbook'
+  | 'dpkg-deb'
+  | 'lintian'
+  | 'debootstrap'
+  | 'man'
+  | 'zsh';
 
 const COMMANDS: Record<Exclude<Prerequisite, 'root'>, string> = {
   iptables: 'iptables-nft-restore',
@@ -27,6 +32,11 @@ const COMMANDS: Record<Exclude<Prerequisite, 'root'>, string> = {
   curl: 'curl',
   'systemd-analyze': 'systemd-analyze',
   'ansible-playbook': 'ansible-playbook',
+  'dpkg-deb': 'dpkg-deb',
+  lintian: 'lintian',
+  debootstrap: 'debootstrap',
+  man: 'man',
+  zsh: 'zsh',
 };
 
 function hasCommand(name: string): boolean {
