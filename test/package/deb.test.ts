@@ -4,8 +4,12 @@
  * root made with debootstrap (test/package/debian-root.sh, no network once cached)
  * `apt install ./moat_VERSION_all.deb` pulls in Debian's Node.js 18, moat runs there as it does
  * here, `man moat` works, and remove and purge do what README.md promises.
+ *
+ * CI installs it on Debian 12 only, the oldest Node.js moat supports. MOAT_TEST_DEB_SUITES
+ * (default "bookworm") adds Debian 13: "bookworm trixie" (its root costs about 5 minutes once,
+ * then a minute and a half per run).
  */
-import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -177,115 +181,136 @@ interface Step {
   err: string;
 }
 
-describeWith(['root', 'dpkg-deb', 'debootstrap'], 'installed in a clean Debian 12 root', () => {
-  const out = join(scratch, 'bookworm');
-  let log = '';
-  const step = (name: string): Step => {
-    const read = (ext: string): string => {
-      const path = join(out, `${name}.${ext}`);
-      return existsSync(path) ? readFileSync(path, 'utf8') : '';
-    };
-    return { rc: Number(read('rc') || 'NaN'), out: read('out'), err: read('err') };
-  };
-  const ok = (name: string): string => {
-    const s = step(name);
-    expect({ name, rc: s.rc, err: s.rc === 0 ? '' : s.err }).toEqual({ name, rc: 0, err: '' });
-    return s.out;
-  };
+/** The Debian releases to install on, and the Node.js each ships. */
+const SUITES: Record<string, { release: string; node: RegExp }> = {
+  bookworm: { release: 'Debian 12', node: /^v18\.(19|[2-9]\d)\.\d+\n$/ },
+  trixie: { release: 'Debian 13', node: /^v20\.\d+\.\d+\n$/ },
+};
+const suites = (process.env.MOAT_TEST_DEB_SUITES ?? 'bookworm').split(/\s+/).filter((s) => s);
 
-  beforeAll(() => {
-    const result = spawnSync(
-      'bash',
-      ['test/package/debian-root.sh', 'bookworm', packageDeb(), out],
-      { cwd: ROOT, encoding: 'utf8', timeout: 1_200_000 },
-    );
-    log = `${result.stdout}${result.stderr}`;
-    if (result.status !== 0) throw new Error(`debian-root.sh failed (${result.status}):\n${log}`);
-  }, 1_260_000);
-
-  test("apt install ./moat_VERSION_all.deb pulls in Debian's nodejs, iptables and ipset", () => {
-    const install = ok('install');
-    expect(install).toMatch(/^The following NEW packages will be installed:$/m);
-    for (const dep of ['nodejs', 'iptables', 'ipset', 'moat']) {
-      expect(install).toMatch(new RegExp(`^Setting up ${dep.replace('.', '\\.')} `, 'm'));
-    }
-    expect(ok('status')).toBe(`ii ${VERSION}`);
-    expect(ok('conffiles')).toMatch(/^ \/etc\/moat\/firewall\.yaml [0-9a-f]{32}$/);
-  });
-
-  test("moat runs on Debian 12's Node.js 18, from /usr/bin/moat", () => {
-    expect(ok('node-version')).toMatch(/^v18\.(19|[2-9]\d)\.\d+\n$/);
-    expect(ok('moat-path')).toBe('/usr/lib/moat/bin/moat\n');
-    expect(ok('version')).toBe(`${VERSION}\n`);
-    expect(ok('help')).toBe(moatHere(['--help']));
-  });
-
-  test('validate and plan --state give what they give here', () => {
-    expect(ok('validate-etc')).toBe('/etc/moat/firewall.yaml is valid.\n');
-    expect(ok('validate-example')).toBe(`/usr/share/doc/moat/${EXAMPLE} is valid.\n`);
-    expect(ok('plan-example')).toBe(moatHere(['plan', '-f', EXAMPLE, '--state', SNAPSHOT]));
-    expect(ok('plan-example')).toMatch(/^Plan: \d+ to add, 0 to change, 0 to destroy\.$/m);
-    // The installed policy names no container: nothing to do on a host moat never touched.
-    expect(ok('plan-etc')).toMatch(/^No changes\. The host matches firewall\.yaml\.$/m);
-  });
-
-  test('man moat and the bash completion work', () => {
-    const man = ok('man');
-    expect(man).toMatch(/^MOAT\(1\) +User Commands +MOAT\(1\)$/m);
-    for (const command of [
-      'validate',
-      'plan',
-      'apply',
-      'watch',
-      'status',
-      'init',
-      'show',
-      'snapshot',
-    ]) {
-      expect(man).toMatch(new RegExp(`^ {7}moat ${command} \\[options\\]`, 'm'));
-    }
-    expect(ok('bash-completion')).toBe('auto nft legacy\n');
-  });
-
-  test('the systemd units are installed and none is enabled', () => {
-    expect(ok('units').trim().split('\n')).toEqual([
-      '/lib/systemd/system/moat-apply.service',
-      '/lib/systemd/system/moat-apply.timer',
-      '/lib/systemd/system/moat-boot.service',
-      '/lib/systemd/system/moat-watch.service',
-    ]);
-    expect(ok('enabled')).toBe('');
-  });
-
-  test('apt remove keeps the edited policy, the run records and the enabled timer', () => {
-    ok('remove');
-    expect(ok('status-removed')).toBe('rc ');
-    expect(ok('policy-removed')).toBe(readFileSync(join(out, 'edited-policy.yaml'), 'utf8'));
-    expect(ok('leftovers-removed').trim().split('\n')).toEqual([
-      '/etc/moat/firewall.yaml',
-      '/var/lib/moat',
-    ]);
-    expect(ok('state-removed')).toBe('runs.json\n');
-    expect(ok('enabled-removed')).toBe(
-      '/etc/systemd/system/timers.target.wants/moat-apply.timer\n',
-    );
-  });
-
-  test('installing again keeps the edited policy, without a question', () => {
-    ok('reinstall');
-    expect(ok('policy-reinstalled')).toBe(readFileSync(join(out, 'edited-policy.yaml'), 'utf8'));
-    expect(ok('version-reinstalled')).toBe(`${VERSION}\n`);
-  });
-
-  test('apt purge --autoremove removes everything it installed, and only that', () => {
-    ok('purge');
-    const gone = step('status-purged');
-    expect(gone.rc).toBe(1);
-    expect(gone.err).toMatch(/no packages found matching moat/);
-    expect(ok('leftovers-purged')).toBe('');
-    expect(ok('enabled-purged')).toBe('');
-    // The administrator's own file in /etc/moat stays; the packaged policy is gone.
-    expect(ok('etc-purged')).toBe('staging.yaml\n');
-    expect(ok('packages-after')).toBe(ok('packages-before'));
-  });
+describe.each(suites)('on %s', (suite) => {
+  const expected = SUITES[suite];
+  if (expected === undefined) throw new Error(`MOAT_TEST_DEB_SUITES: unknown suite ${suite}`);
+  installedIn(suite, expected);
 });
+
+function installedIn(suite: string, expected: { release: string; node: RegExp }): void {
+  describeWith(
+    ['root', 'dpkg-deb', 'debootstrap'],
+    `installed in a clean ${expected.release} root`,
+    () => {
+      const out = join(scratch, suite);
+      let log = '';
+      const step = (name: string): Step => {
+        const read = (ext: string): string => {
+          const path = join(out, `${name}.${ext}`);
+          return existsSync(path) ? readFileSync(path, 'utf8') : '';
+        };
+        return { rc: Number(read('rc') || 'NaN'), out: read('out'), err: read('err') };
+      };
+      const ok = (name: string): string => {
+        const s = step(name);
+        expect({ name, rc: s.rc, err: s.rc === 0 ? '' : s.err }).toEqual({ name, rc: 0, err: '' });
+        return s.out;
+      };
+
+      beforeAll(() => {
+        const result = spawnSync(
+          'bash',
+          ['test/package/debian-root.sh', suite, packageDeb(), out],
+          { cwd: ROOT, encoding: 'utf8', timeout: 1_200_000 },
+        );
+        log = `${result.stdout}${result.stderr}`;
+        if (result.status !== 0)
+          throw new Error(`debian-root.sh failed (${result.status}):\n${log}`);
+      }, 1_260_000);
+
+      test("apt install ./moat_VERSION_all.deb pulls in Debian's nodejs, iptables and ipset", () => {
+        const install = ok('install');
+        for (const dep of ['nodejs', 'iptables', 'ipset', 'moat']) {
+          expect(install).toMatch(new RegExp(`^Setting up ${dep.replace('.', '\\.')} `, 'm'));
+        }
+        expect(ok('status')).toBe(`ii ${VERSION}`);
+        expect(ok('conffiles')).toMatch(/^ \/etc\/moat\/firewall\.yaml [0-9a-f]{32}$/);
+      });
+
+      test(`moat runs on ${expected.release}'s Node.js, from /usr/bin/moat`, () => {
+        expect(ok('node-version')).toMatch(expected.node);
+        expect(ok('moat-path')).toBe('/usr/lib/moat/bin/moat\n');
+        expect(ok('version')).toBe(`${VERSION}\n`);
+        expect(ok('help')).toBe(moatHere(['--help']));
+      });
+
+      test('validate and plan --state give what they give here', () => {
+        expect(ok('validate-etc')).toBe('/etc/moat/firewall.yaml is valid.\n');
+        expect(ok('validate-example')).toBe(`/usr/share/doc/moat/${EXAMPLE} is valid.\n`);
+        expect(ok('plan-example')).toBe(moatHere(['plan', '-f', EXAMPLE, '--state', SNAPSHOT]));
+        expect(ok('plan-example')).toMatch(/^Plan: \d+ to add, 0 to change, 0 to destroy\.$/m);
+        // The installed policy names no container: nothing to do on a host moat never touched.
+        expect(ok('plan-etc')).toMatch(/^No changes\. The host matches firewall\.yaml\.$/m);
+      });
+
+      test('man moat and the bash completion work', () => {
+        const man = ok('man');
+        expect(man).toMatch(/^MOAT\(1\) +User Commands +MOAT\(1\)$/m);
+        for (const command of [
+          'validate',
+          'plan',
+          'apply',
+          'watch',
+          'status',
+          'init',
+          'show',
+          'snapshot',
+        ]) {
+          expect(man).toMatch(new RegExp(`^ {7}moat ${command} \\[options\\]`, 'm'));
+        }
+        expect(ok('bash-completion')).toBe('auto nft legacy\n');
+      });
+
+      test('the systemd units are installed and none is enabled', () => {
+        expect(ok('units').trim().split('\n')).toEqual([
+          '/lib/systemd/system/moat-apply.service',
+          '/lib/systemd/system/moat-apply.timer',
+          '/lib/systemd/system/moat-boot.service',
+          '/lib/systemd/system/moat-watch.service',
+        ]);
+        expect(ok('enabled')).toBe('');
+      });
+
+      test('apt remove keeps the edited policy, the run records and the enabled timer', () => {
+        ok('remove');
+        expect(ok('status-removed')).toBe('rc ');
+        expect(ok('policy-removed')).toBe(readFileSync(join(out, 'edited-policy.yaml'), 'utf8'));
+        expect(ok('leftovers-removed').trim().split('\n')).toEqual([
+          '/etc/moat/firewall.yaml',
+          '/var/lib/moat',
+        ]);
+        expect(ok('state-removed')).toBe('runs.json\n');
+        expect(ok('enabled-removed')).toBe(
+          '/etc/systemd/system/timers.target.wants/moat-apply.timer\n',
+        );
+      });
+
+      test('installing again keeps the edited policy, without a question', () => {
+        ok('reinstall');
+        expect(ok('policy-reinstalled')).toBe(
+          readFileSync(join(out, 'edited-policy.yaml'), 'utf8'),
+        );
+        expect(ok('version-reinstalled')).toBe(`${VERSION}\n`);
+      });
+
+      test('apt purge --autoremove removes everything it installed, and only that', () => {
+        ok('purge');
+        const gone = step('status-purged');
+        expect(gone.rc).toBe(1);
+        expect(gone.err).toMatch(/no packages found matching moat/);
+        expect(ok('leftovers-purged')).toBe('');
+        expect(ok('enabled-purged')).toBe('');
+        // The administrator's own file in /etc/moat stays; the packaged policy is gone.
+        expect(ok('etc-purged')).toBe('staging.yaml\n');
+        expect(ok('packages-after')).toBe(ok('packages-before'));
+      });
+    },
+  );
+}
