@@ -85,6 +85,8 @@ started=$(date +%s)
 ensure_root
 log "root ready in $(($(date +%s) - started)) s"
 
+# Upper layers of runs that were killed before their trap ran (the mounts died with them).
+find /var/tmp -maxdepth 1 -name 'moat-deb-run.*' -mmin +240 -exec rm -rf {} + 2>/dev/null || true
 work=$(mktemp -d /var/tmp/moat-deb-run.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/upper" "$work/work" "$work/root"
