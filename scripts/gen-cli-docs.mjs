@@ -125,7 +125,7 @@ export function cliModel(program) {
 
 /**
  * Text for roff: backslashes, the ASCII quotes groff would curl, and a control character at the
- * start of a line escaped; hyphens in flags and commands made minus signs, so they copy-paste.
+ * start of a line escaped; every hyphen made a minus sign, so flags and commands copy-paste.
  * @param {string} text
  */
 function roff(text) {
