@@ -17,7 +17,12 @@ export type Prerequisite =
   | 'systemd-analyze'
   | 'ansible-playbook'
   | 'visudo'
-  | 'dnsmasq';
+  | 'dnsmasq'
+  | 'dpkg-deb'
+  | 'lintian'
+  | 'debootstrap'
+  | 'man'
+  | 'zsh';
 
 const COMMANDS: Record<Exclude<Prerequisite, 'root'>, string> = {
   iptables: 'iptables-nft-restore',
@@ -31,6 +36,11 @@ const COMMANDS: Record<Exclude<Prerequisite, 'root'>, string> = {
   'ansible-playbook': 'ansible-playbook',
   visudo: 'visudo',
   dnsmasq: 'dnsmasq',
+  'dpkg-deb': 'dpkg-deb',
+  lintian: 'lintian',
+  debootstrap: 'debootstrap',
+  man: 'man',
+  zsh: 'zsh',
 };
 
 function hasCommand(name: string): boolean {
