@@ -44,7 +44,7 @@ import type {
   RuleOrigin,
 } from './model.js';
 import { ownedRule, sourcesChainName } from './naming.js';
-import type { SourceSet } from './segments.js';
+import { sourceSetKey, type SourceSet } from './segments.js';
 import { compileWarnings } from './warnings.js';
 
 export { DEFAULT_HOST_FACTS, type HostFacts } from './host-facts.js';
@@ -72,6 +72,8 @@ const structural = (spec: string): Spec => ({ spec, origins: [] });
 /** One family's chains as they are assembled. */
 class FamilyBuilder {
   readonly derived = new Map<string, Spec[]>();
+  /** Sources and origins → the verdict already made for them (ingress and INPUT share them). */
+  private readonly verdicts = new Map<string, string>();
 
   constructor(
     readonly family: Family,
@@ -81,18 +83,22 @@ class FamilyBuilder {
   /** What a rule matching some port does with its sources: RETURN, DROP, or -g a chain. */
   verdictFor(sources: SourceSet, origins: readonly RuleOrigin[]): string {
     if (sources.anyone) return '-j RETURN';
+    const key = `${sourceSetKey(sources)}|${JSON.stringify(origins.map((o) => o.path))}`;
+    const known = this.verdicts.get(key);
+    if (known !== undefined) return known;
     const matches = this.context.sourceMatches(sources, this.family);
-    if (matches.length === 0) return '-j DROP';
-    const body = [...matches.map((m) => `${m} -j RETURN`), '-j DROP'];
-    const name = sourcesChainName(
-      this.family,
-      `${body.join('\n')}\n${JSON.stringify(origins.map((o) => o.path))}`,
-    );
-    this.derived.set(
-      name,
-      body.map((spec) => ({ spec, origins })),
-    );
-    return `-g ${name}`;
+    let verdict = '-j DROP';
+    if (matches.length > 0) {
+      const body = [...matches.map((m) => `${m} -j RETURN`), '-j DROP'];
+      const name = sourcesChainName(this.family, `${body.join('\n')}\n${key}`);
+      this.derived.set(
+        name,
+        body.map((spec) => ({ spec, origins })),
+      );
+      verdict = `-g ${name}`;
+    }
+    this.verdicts.set(key, verdict);
+    return verdict;
   }
 }
 

@@ -22,6 +22,10 @@ export class CompileContext {
   readonly selection: Selection;
   readonly members: readonly BridgeMember[];
   readonly publications: readonly RawPublication[];
+  /** Container id → the groups selecting it, in file order. */
+  private readonly groupsById = new Map<string, string[]>();
+  /** Container id → its publications. */
+  private readonly publicationsById = new Map<string, RawPublication[]>();
 
   constructor(
     readonly policy: Policy,
@@ -32,6 +36,14 @@ export class CompileContext {
     this.warnings.push(...this.selection.warnings);
     this.members = bridgeMembers(inventory);
     this.publications = rawPublications(inventory);
+    for (const g of policy.containers)
+      for (const c of this.groupMembers(g.name))
+        this.groupsById.set(c.id, [...(this.groupsById.get(c.id) ?? []), g.name]);
+    for (const p of this.publications)
+      this.publicationsById.set(p.container.id, [
+        ...(this.publicationsById.get(p.container.id) ?? []),
+        p,
+      ]);
   }
 
   warn(code: string, message: string, level?: 'note'): void {
@@ -45,10 +57,18 @@ export class CompileContext {
   }
 
   /** The groups selecting a container, in file order. */
-  groupsOf(container: DockerContainer): string[] {
-    return this.policy.containers
-      .filter((g) => this.groupMembers(g.name).some((c) => c.id === container.id))
-      .map((g) => g.name);
+  groupsOf(container: DockerContainer): readonly string[] {
+    return this.groupsById.get(container.id) ?? [];
+  }
+
+  /** Whether a group selects a container. */
+  inGroup(group: string, container: DockerContainer): boolean {
+    return this.groupsOf(container).includes(group);
+  }
+
+  /** A container's publications. */
+  publicationsOf(container: DockerContainer): readonly RawPublication[] {
+    return this.publicationsById.get(container.id) ?? [];
   }
 
   /** The kernel name and family of a policy ipset key. */

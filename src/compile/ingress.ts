@@ -10,7 +10,6 @@
  *           where Docker lets a routed client through (keyed on the bridge and container port)
  * Pure.
  */
-import type { DockerContainer } from '../docker/model.js';
 import { UserError } from '../core/errors.js';
 import type { Family, IngressRule, Policy, PortRange, Protocol } from '../policy/model.js';
 import type { CompileContext } from './context.js';
@@ -90,22 +89,20 @@ export class Ingress {
   private claims({ group, rule, origin }: GroupRule): PortClaim[] {
     const ranges: PortRange[] =
       rule.ports === 'all'
-        ? this.context.publications
-            .filter((p) => p.via === 'dnat' && this.inGroup(group, p.container))
+        ? this.context
+            .groupMembers(group)
+            .flatMap((c) => this.context.publicationsOf(c))
+            .filter((p) => p.via === 'dnat')
             .map((p) => ({ protocol: p.protocol, first: p.port, last: p.port }))
         : [...rule.ports];
     return ranges.map((range) => ({ range, sources: rule.from, origin }));
-  }
-
-  private inGroup(group: string, container: DockerContainer): boolean {
-    return this.context.groupMembers(group).some((c) => c.id === container.id);
   }
 
   /** Rules of the container's groups naming a routed publication's (container) port. */
   private routedRules(p: RawPublication): GroupRule[] {
     return this.rules.filter(
       ({ group, rule }) =>
-        this.inGroup(group, p.container) &&
+        this.context.inGroup(group, p.container) &&
         (rule.ports === 'all' || rule.ports.some((r) => covers(r, p.protocol, p.port))),
     );
   }
@@ -164,9 +161,9 @@ export class Ingress {
       if (address === undefined || mode === 'isolated') continue;
       if (mode !== 'routed')
         bystanders.set(m.bridge, [...(bystanders.get(m.bridge) ?? []), address]);
-      const own = this.context.publications.filter(
-        (p) => p.container.id === m.container.id && (p.via === 'routed') === (mode === 'routed'),
-      );
+      const own = this.context
+        .publicationsOf(m.container)
+        .filter((p) => (p.via === 'routed') === (mode === 'routed'));
       for (const p of own) {
         const key = `${m.bridge}|${p.protocol}|${p.containerPort}`;
         const entry = byPort.get(key) ?? {

@@ -22,8 +22,7 @@ function unpublishedPorts(context: CompileContext): void {
   for (const group of context.policy.containers) {
     const members = context.groupMembers(group.name);
     if (members.length === 0) continue;
-    const ids = new Set(members.map((c) => c.id));
-    const own = context.publications.filter((p) => ids.has(p.container.id));
+    const own = members.flatMap((c) => context.publicationsOf(c));
     group.ingress.forEach((rule, index) => {
       if (rule.ports === 'all') return;
       for (const range of rule.ports) {

@@ -267,8 +267,15 @@ function summarise(steps: readonly PlanStep[]): PlanSummary {
   return { add, change, destroy };
 }
 
-/** Who may reach each published port on each path, by moat's rules before and after. */
-function exposures(desired: DesiredState, live: LiveNetfilter): PortReach[] {
+/**
+ * Who may reach each published port on each path, by moat's rules before and after. A family
+ * the plan leaves as it is holds the same rules before and after: its "was" is its "now".
+ */
+function exposures(
+  desired: DesiredState,
+  live: LiveNetfilter,
+  unchanged: ReadonlySet<Family>,
+): PortReach[] {
   const now = {
     ipv4: desiredView(desired.families.ipv4),
     ipv6: desiredView(desired.families.ipv6),
@@ -293,10 +300,11 @@ function exposures(desired: DesiredState, live: LiveNetfilter): PortReach[] {
         ...(path.outInterface === undefined ? {} : { outInterface: path.outInterface }),
         ...(path.destination === undefined ? {} : { destination: path.destination }),
       };
+      const after = reachOn(now[path.family], packet);
       return {
         ...path,
-        now: reachOn(now[path.family], packet),
-        was: reachOn(was[path.family], packet),
+        now: after,
+        was: unchanged.has(path.family) ? after : reachOn(was[path.family], packet),
       };
     }),
   }));
@@ -338,7 +346,11 @@ export function diff(desired: DesiredState, live: LiveNetfilter): Plan {
     fingerprint: fingerprint(live),
     steps,
     summary: summarise(steps),
-    exposures: exposures(desired, live),
+    exposures: exposures(
+      desired,
+      live,
+      new Set(FAMILIES.filter((f) => !steps.some((step) => 'family' in step && step.family === f))),
+    ),
     egress: desired.egress,
     glossary: desired.glossary,
     warnings: desired.warnings,
