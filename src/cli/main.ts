@@ -230,6 +230,80 @@ function build(): Command {
     );
 
   program
+    .command('explain')
+    .description(
+      'can a source reach a destination, and why: the verdict and the rules that decide it',
+    )
+    .requiredOption('--from <source>', 'host, anyone, container:NAME, an address or a CIDR block')
+    .requiredOption(
+      '--to <destination>',
+      'CONTAINER:PORT[/PROTO], ADDRESS:PORT[/PROTO] or [IPV6]:PORT[/PROTO]',
+    )
+    .addOption(fileOption())
+    .addOption(backendOption())
+    .option('--state <dir>', 'explain on a snapshot written by `moat snapshot`')
+    .option('--after-plan', 'evaluate the ruleset the pending plan would produce')
+    .addOption(new Option('--family <family>', 'only this family').choices(['ipv4', 'ipv6']))
+    .option('--json', 'as a versioned JSON document')
+    .action(
+      async (o: {
+        from: string;
+        to: string;
+        file: string;
+        backend: 'auto';
+        state?: string;
+        afterPlan?: boolean;
+        family?: 'ipv4' | 'ipv6';
+        json?: boolean;
+      }) => {
+        const { explainCommand } = await import('../app/explain.js');
+        exitCode = await explainCommand(context(program), {
+          from: o.from,
+          to: o.to,
+          file: o.file,
+          backend: o.backend,
+          ...(o.state === undefined ? {} : { state: o.state }),
+          ...(o.family === undefined ? {} : { family: o.family }),
+          afterPlan: o.afterPlan === true,
+          json: o.json === true,
+        });
+      },
+    );
+
+  program
+    .command('test')
+    .description("check the reachability assertions next to the policy against the plan's result")
+    .addOption(fileOption())
+    .option('--tests <file>', 'the assertions (default: firewall.tests.yaml next to the policy)')
+    .addOption(backendOption())
+    .option(
+      '--state <dir>',
+      'test against a snapshot written by `moat snapshot` (no root, no Docker)',
+    )
+    .option('--current', "test the host's ruleset as it is, not as the plan would leave it")
+    .option('--json', 'as a versioned JSON document')
+    .action(
+      async (o: {
+        file: string;
+        tests?: string;
+        backend: 'auto';
+        state?: string;
+        current?: boolean;
+        json?: boolean;
+      }) => {
+        const { testCommand } = await import('../app/explain.js');
+        exitCode = await testCommand(context(program), {
+          file: o.file,
+          backend: o.backend,
+          ...(o.tests === undefined ? {} : { tests: o.tests }),
+          ...(o.state === undefined ? {} : { state: o.state }),
+          current: o.current === true,
+          json: o.json === true,
+        });
+      },
+    );
+
+  program
     .command('status')
     .description('is the host as the policy says? Ready (exit 0), Drifted (2) or Failing (1)')
     .addOption(fileOption())

@@ -30,6 +30,7 @@ import type {
   OwnedJump,
   PlanWarning,
   PortExposure,
+  RuleOrigin,
 } from './model.js';
 import {
   DIGEST_PREFIX,
@@ -114,6 +115,8 @@ interface IngressEntry {
   readonly group?: string;
   readonly ports: PortRange[];
   readonly sources: readonly IngressSource[];
+  /** Where the entry is in the policy: the ingress rule, or `defaults.ingress`. */
+  readonly path: readonly (string | number)[];
 }
 
 /** A group whose containers' egress moat governs, with those containers. */
@@ -128,6 +131,15 @@ interface EgressGroup {
 class Compiler {
   private readonly warnings: PlanWarning[] = [];
   private readonly selection: Selection;
+  /** `chain\nspec` → the policy entry that first made that rule. */
+  private readonly origins = new Map<string, RuleOrigin>();
+
+  private origin(chain: string, specs: readonly string[], origin: RuleOrigin): void {
+    for (const spec of specs) {
+      const key = `${chain}\n${spec}`;
+      if (!this.origins.has(key)) this.origins.set(key, origin);
+    }
+  }
 
   constructor(
     private readonly policy: Policy,
@@ -214,11 +226,12 @@ class Compiler {
     const entries: IngressEntry[] = [];
     const named: PortRange[] = [];
     for (const group of this.policy.containers) {
-      for (const rule of group.ingress) {
+      for (const [index, rule] of group.ingress.entries()) {
         const ports =
           rule.ports === 'all' ? publishedPorts(this.members(group.name)) : [...rule.ports];
         named.push(...ports);
-        entries.push({ group: group.name, ports, sources: rule.from });
+        const path = ['containers', group.name, 'ingress', index];
+        entries.push({ group: group.name, ports, sources: rule.from, path });
         if (rule.ports !== 'all') this.warnUnpublished(group.name, ports);
       }
     }
@@ -232,7 +245,12 @@ class Compiler {
       (p) => !named.some((r) => covers(r, p.protocol, p.first)),
     );
     if (this.policy.defaults.ingress === 'host') {
-      if (uncovered.length > 0) entries.push({ ports: uncovered, sources: [{ kind: 'host' }] });
+      if (uncovered.length > 0)
+        entries.push({
+          ports: uncovered,
+          sources: [{ kind: 'host' }],
+          path: ['defaults', 'ingress'],
+        });
     } else {
       for (const p of uncovered) {
         const owners = running
@@ -280,39 +298,81 @@ class Compiler {
     for (const entry of entries) {
       const matches: string[] = [];
       let anyone = false;
-      for (const source of entry.sources) {
+      const who = entry.group ?? 'defaults';
+      const fromOrigins: [string[], RuleOrigin][] = [];
+      for (const [index, source] of entry.sources.entries()) {
         const m = this.sourceMatches(source, family);
         if (m === null) anyone = true;
-        else matches.push(...m);
+        else {
+          matches.push(...m);
+          const what = `${who} ingress from ${describeSources([source])}`;
+          fromOrigins.push([
+            m.map((x) => `${x} -j RETURN`),
+            { path: [...entry.path, 'from', index], what },
+          ]);
+        }
       }
       if (anyone) continue;
       const body = [...new Set(matches)].map((m) => `${m} -j RETURN`);
       body.push('-j DROP');
       const chain = sourcesChainName(family, body.join('\n'));
       chains.set(chain, body);
+      for (const [specs, origin] of fromOrigins) this.origin(chain, specs, origin);
+      const ports = entry.ports.map(portLabel).join(', ');
+      const ruleOrigin = { path: entry.path, what: `${who} ingress ${ports}: other sources` };
+      this.origin(chain, ['-j DROP'], ruleOrigin);
       for (const port of entry.ports) {
         const p = `-p ${port.protocol}`;
-        forward.push(
+        const specs = [
           `${p} -m conntrack --ctstate DNAT --ctdir ORIGINAL --ctorigdstport ${portMatch(port)} -j ${chain}`,
-        );
-        input.push(`! -i lo ${p} -m ${port.protocol} --dport ${portMatch(port)} -j ${chain}`);
+          `! -i lo ${p} -m ${port.protocol} --dport ${portMatch(port)} -j ${chain}`,
+        ] as const;
+        forward.push(specs[0]);
+        input.push(specs[1]);
+        const portOrigin = { path: entry.path, what: `${who} ingress ${portLabel(port)}` };
+        this.origin(FORWARD_CHAIN, [specs[0]], portOrigin);
+        this.origin(INPUT_CHAIN, [specs[1]], portOrigin);
       }
     }
 
     for (const group of this.egressGroups()) {
+      const base =
+        group.name === '(ungrouped)'
+          ? ['defaults', 'egress']
+          : ['containers', group.name, 'egress'];
+      const record = (
+        kind: 'deny' | 'allow',
+        rules: readonly EgressRule[],
+        verdict: string,
+      ): string[] =>
+        rules.flatMap((rule, index) => {
+          const specs = this.egressRules([rule], family, verdict);
+          this.origin(group.chain, specs, {
+            path: [...base, kind, index],
+            what: `${group.name} egress ${kind}`,
+          });
+          return specs;
+        });
       const body = [
-        ...this.egressRules(group.egress.deny, family, 'DROP'),
-        ...(group.egress.default === 'deny'
-          ? this.egressRules(group.egress.allow, family, 'RETURN')
-          : []),
+        ...record('deny', group.egress.deny, 'DROP'),
+        ...(group.egress.default === 'deny' ? record('allow', group.egress.allow, 'RETURN') : []),
       ];
-      if (group.egress.default === 'deny') body.push('-j DROP');
+      if (group.egress.default === 'deny') {
+        body.push('-j DROP');
+        this.origin(group.chain, ['-j DROP'], {
+          path: base,
+          what: `${group.name} egress: default deny`,
+        });
+      }
       const addresses = addressesOf(group.containers, family);
       if (body.length === 0 || addresses.length === 0) continue;
       chains.set(group.chain, [...new Set(body)]);
       for (const address of addresses) {
         forward.push(`-s ${address} -j ${group.chain}`);
         input.push(`-s ${address} -j ${group.chain}`);
+        const origin = { path: base, what: `${group.name} egress` };
+        this.origin(FORWARD_CHAIN, [`-s ${address} -j ${group.chain}`], origin);
+        this.origin(INPUT_CHAIN, [`-s ${address} -j ${group.chain}`], origin);
       }
     }
 
@@ -321,7 +381,10 @@ class Compiler {
     }
     const owned = (name: string, specs: readonly string[]): OwnedChain => ({
       name,
-      rules: [...new Set(specs)].map((s) => ownedRule(name, s)),
+      rules: [...new Set(specs)].map((s) => {
+        const origin = this.origins.get(`${name}\n${s}`);
+        return origin === undefined ? ownedRule(name, s) : { ...ownedRule(name, s), origin };
+      }),
     });
     const body: OwnedChain[] = [
       owned(INPUT_CHAIN, [...REPLIES_FLOW, ...input]),

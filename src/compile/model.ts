@@ -1,6 +1,17 @@
 /** What moat wants the host to hold: its owned chains, jumps and ipsets, per family. */
 import type { Family, IpsetType } from '../policy/model.js';
 
+/**
+ * The policy entry a rule was compiled from, so `moat explain` can name the policy line: a
+ * path into the policy document (`['containers', 'ghost', 'ingress', 0, 'from', 1]`) that a
+ * Locator turns into line and column.
+ */
+export interface RuleOrigin {
+  readonly path: readonly (string | number)[];
+  /** `ghost ingress 2368/tcp`, `ghost ingress from 198.51.100.0/24`, `webapp egress deny`. */
+  readonly what: string;
+}
+
 /** A rule moat owns. `id` is a short hash of the chain and spec, carried as `moat:<id>`. */
 export interface OwnedRule {
   readonly chain: string;
@@ -9,6 +20,8 @@ export interface OwnedRule {
   readonly id: string;
   /** The full text after `-A <chain> ` that moat writes, its comment included. */
   readonly line: string;
+  /** The policy entry that made the rule (the first one, when several made the same rule). */
+  readonly origin?: RuleOrigin;
 }
 
 export interface OwnedChain {

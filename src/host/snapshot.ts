@@ -12,6 +12,7 @@ import { toolFor } from '../netfilter/backend.js';
 import type { IptablesBackend, LiveNetfilter } from '../netfilter/model.js';
 import { parseIpsetSave } from '../netfilter/parse-ipset.js';
 import { parseSave } from '../netfilter/parse-save.js';
+import { captureNetwork, writeCapture } from './capture.js';
 import type { HostState, LiveHost } from './read-host.js';
 
 const FILES = {
@@ -116,6 +117,8 @@ export async function writeSnapshot(
     '--version',
   ]);
   const docker = await readDockerAnswers(host.endpoint);
+  // Routes, sockets, sysctls…: what `moat explain --state` and `moat test` read.
+  const network = await captureNetwork(host.runner, host.endpoint);
   // Fail before writing anything if the capture would not load again.
   parseSave(ipv4, 'ipv4');
   parseSave(ipv6, 'ipv6');
@@ -136,5 +139,6 @@ export async function writeSnapshot(
   await writeFile(join(dir, FILES.addresses), addresses.exitCode === 0 ? addresses.stdout : '[]\n');
   await writeFile(join(dir, FILES.containers), JSON.stringify(docker.containers, null, 2) + '\n');
   await writeFile(join(dir, FILES.networks), JSON.stringify(docker.networks, null, 2) + '\n');
+  await writeCapture(dir, network);
   await writeFile(join(dir, FILES.meta), JSON.stringify(meta, null, 2) + '\n');
 }
