@@ -141,6 +141,15 @@ export class HostView {
     return best;
   }
 
+  /** Every address of `family` on `dev`. */
+  addressesOn(dev: string, family: Family): Address[] {
+    const iface = this.world.network.interfaces.find((i) => i.name === dev);
+    return (iface?.addresses ?? [])
+      .filter((a) => a.family === family)
+      .map((a) => parseAddress(a.address))
+      .filter((a): a is Address => a !== undefined);
+  }
+
   /** The first address of `family` on `dev`, global scope first. */
   interfaceAddress(dev: string, family: Family): Address | undefined {
     const iface = this.world.network.interfaces.find((i) => i.name === dev);

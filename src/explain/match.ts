@@ -146,6 +146,36 @@ function basicMatch(option: RuleOption, packet: Packet): Tri {
 
 // --- modules -----------------------------------------------------------------------------------
 
+const ICMPV6_TYPES: Readonly<Record<string, number>> = {
+  'destination-unreachable': 1,
+  'packet-too-big': 2,
+  'time-exceeded': 3,
+  'parameter-problem': 4,
+  'echo-request': 128,
+  'echo-reply': 129,
+  'router-solicitation': 133,
+  'router-advertisement': 134,
+  'neighbour-solicitation': 135,
+  'neighbor-solicitation': 135,
+  'neighbour-advertisement': 136,
+  'neighbor-advertisement': 136,
+  redirect: 137,
+};
+
+/** `-m icmp6 --icmpv6-type TYPE[/CODE]` on a neighbour discovery packet (code 0). */
+function icmpv6(match: RuleMatch, packet: Packet): Tri {
+  if (packet.protocol !== 'icmpv6') return false;
+  return all(
+    match.options.map((o): Tri => {
+      if (o.name !== '--icmpv6-type') return unsure(`-m ${match.module} ${o.name} is not modelled`);
+      const [typeText = '', code] = (o.values[0] ?? '').split('/');
+      const type = /^\d+$/.test(typeText) ? Number(typeText) : ICMPV6_TYPES[typeText];
+      if (type === undefined) return unsure(`ICMPv6 type ${typeText} is not modelled`);
+      return negate(type === packet.icmpType && (code === undefined || code === '0'), o.negated);
+    }),
+  );
+}
+
 /** Modules that only ever match packets of their own protocol. */
 const PROTOCOL_MODULES = new Set([
   'icmp',
@@ -449,6 +479,10 @@ function moduleMatch(match: RuleMatch, packet: Packet, ctx: MatchContext): Tri {
     case 'tcp':
     case 'udp':
       return tcpUdp(match, packet);
+    case 'icmp6':
+    case 'icmpv6':
+    case 'ipv6-icmp':
+      return icmpv6(match, packet);
     case 'multiport':
       return multiport(match, packet);
     case 'conntrack':

@@ -65,6 +65,9 @@ export interface ConntrackView {
 
 export type Hook = 'PREROUTING' | 'INPUT' | 'FORWARD' | 'OUTPUT' | 'POSTROUTING';
 
+/** Connections are TCP or UDP; IPv6 neighbour discovery adds ICMPv6 packets. */
+export type PacketProtocol = Protocol | 'icmpv6';
+
 export class Packet {
   iif: string | undefined;
   oif: string | undefined;
@@ -72,10 +75,12 @@ export class Packet {
   /** Attached by conntrack after the raw table; undefined before it, and when untracked. */
   ct: ConntrackView | undefined;
   untracked = false;
+  /** The ICMPv6 type of a neighbour discovery packet. */
+  icmpType: number | undefined;
 
   constructor(
     readonly family: Family,
-    readonly protocol: Protocol,
+    readonly protocol: PacketProtocol,
     public src: Address,
     public dst: Address,
     public sport: Port,
@@ -93,6 +98,8 @@ export class Packet {
   }
 
   describe(): string {
+    if (this.protocol === 'icmpv6')
+      return `${formatAddress(this.src)} → ${formatAddress(this.dst)} ICMPv6 type ${this.icmpType ?? '?'}`;
     return `${formatEndpoint(this.src, this.sport)} → ${formatEndpoint(this.dst, this.dport)}/${this.protocol}`;
   }
 }

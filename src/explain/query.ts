@@ -10,6 +10,7 @@ import type { DockerContainer } from '../docker/model.js';
 import { FAMILIES, type Family } from '../policy/model.js';
 import {
   addressOutside,
+  BITS,
   covers,
   formatAddress,
   formatPrefix,
@@ -232,7 +233,16 @@ class Resolver {
    */
   representatives(block: Prefix): Address[] | undefined {
     const inside = this.prefixes(block.family).filter((p) => covers(block, p) && !covers(p, block));
-    const own = this.ownAddresses(block.family);
+    // Nor the block's first and last addresses (a network's own and its broadcast).
+    const last = {
+      family: block.family,
+      value: block.network | (~block.mask & ((1n << BigInt(BITS[block.family])) - 1n)),
+    };
+    const own = [
+      ...this.ownAddresses(block.family),
+      hostPrefix({ family: block.family, value: block.network }),
+      hostPrefix(last),
+    ];
     const out: Address[] = [];
     const add = (a: Address | undefined): void => {
       if (a !== undefined && !out.some((b) => sameAddress(a, b))) out.push(a);
@@ -317,7 +327,7 @@ class Resolver {
     if (target.kind === 'address') {
       if (target.address.family !== family)
         return `${formatAddress(target.address)} is not ${family}`;
-      return [{ address: target.address, label: formatAddress(target.address) }];
+      return [{ address: target.address, label: '' }];
     }
     const container = this.container(target.name);
     const published = container.ports.filter(
@@ -332,7 +342,7 @@ class Resolver {
       if (own.length === 0) return `container ${container.name} has no ${family} address`;
       return own.map((c) => ({
         address: c.address,
-        label: `container ${container.name} (${formatAddress(c.address)})`,
+        label: `container ${container.name}`,
       }));
     }
     addNote(
@@ -343,14 +353,13 @@ class Resolver {
     for (const p of published) {
       const specific = parseAddress(p.hostIp);
       if (specific !== undefined && !isWildcard(specific)) {
-        if (specific.family === family)
-          out.push({ address: specific, label: `${container.name}'s port on ${p.hostIp}` });
+        if (specific.family === family) out.push({ address: specific, label: 'the host' });
         continue;
       }
       if (specific !== undefined && specific.family !== family) continue;
       const address = this.hostAddressFor(from, family);
       if (address !== undefined && !out.some((o) => sameAddress(o.address, address)))
-        out.push({ address, label: `the host's ${formatAddress(address)}` });
+        out.push({ address, label: 'the host' });
     }
     if (out.length > 0) return out;
     // Not published in this family: the host's address still answers (or refuses) for it.
@@ -360,7 +369,7 @@ class Resolver {
       notes,
       `${container.name} does not publish ${target.port}/${target.protocol} over ${family}`,
     );
-    return [{ address, label: `the host's ${formatAddress(address)}` }];
+    return [{ address, label: 'the host' }];
   }
 }
 

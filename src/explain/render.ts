@@ -3,7 +3,15 @@
  * rules with the policy line that made them) and as a versioned JSON document. Pure.
  */
 import type { Family } from '../policy/model.js';
-import type { Explanation, Probe, RuleRef, Summary, TrailStep, Unmodelled } from './model.js';
+import type {
+  Explanation,
+  Probe,
+  ProbeEnd,
+  RuleRef,
+  Summary,
+  TrailStep,
+  Unmodelled,
+} from './model.js';
 
 export const EXPLAIN_FORMAT_VERSION = 1;
 
@@ -36,6 +44,13 @@ function paintVerdict(verdict: Summary, color: boolean): string {
   const code =
     verdict === 'reachable' ? ANSI.green : verdict === 'blocked' ? ANSI.red : ANSI.yellow;
   return `${code}${verdict}${ANSI.reset}`;
+}
+
+/** `the host [2001:db8::1]:2368/tcp`, `198.51.100.7:2368/udp`. */
+export function endpointText(end: ProbeEnd, protocol: string): string {
+  const host = end.address.includes(':') ? `[${end.address}]` : end.address;
+  const where = end.port === undefined ? end.address : `${host}:${end.port}/${protocol}`;
+  return end.label === '' ? where : `${end.label} ${where}`;
 }
 
 function ruleLine(rule: RuleRef): string {
@@ -84,10 +99,7 @@ function probeLines(
   color: boolean,
   trails: boolean,
 ): string[] {
-  const to =
-    probe.to.port === undefined
-      ? probe.to.label
-      : `${probe.to.label}:${probe.to.port}/${probe.protocol}`;
+  const to = endpointText(probe.to, probe.protocol);
   const lines = [
     `  from ${probe.from.label} to ${to}: ${paintVerdict(probe.outcome.verdict, color)}, ${probe.outcome.reason}`,
   ];

@@ -5,7 +5,7 @@
 import { MoatError } from '../core/errors.js';
 import type { Explanation, FamilyAnswer, Probe } from './model.js';
 import { explain } from './query.js';
-import { explanationDocument, renderTrail, type OriginLookup } from './render.js';
+import { endpointText, explanationDocument, renderTrail, type OriginLookup } from './render.js';
 import type { ReachTest } from './tests-file.js';
 import type { World } from './model.js';
 
@@ -32,7 +32,7 @@ function firstFailure(
   const probe = answer.probes.find((p) => p.outcome.verdict !== test.expect) ?? answer.probes[0];
   if (probe === undefined) return { failure: `${family}: ${answer.verdict}` };
   const what = probe.outcome.verdict === 'unknown' ? 'cannot be decided' : probe.outcome.verdict;
-  const to = `${probe.to.label}:${probe.to.port ?? ''}/${probe.protocol}`;
+  const to = endpointText(probe.to, probe.protocol);
   return {
     failure: `${family}: ${what}: from ${probe.from.label} to ${to}: ${probe.outcome.reason}`,
     probe,

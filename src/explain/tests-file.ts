@@ -101,6 +101,7 @@ export function parseTestsFile(text: string, file: string): TestsParseResult {
     const test = parseTest(item as Node | null, error, at);
     if (test !== undefined) tests.push(test);
   }
+  diagnostics.sort((a, b) => a.line - b.line || a.column - b.column);
   return diagnostics.length > 0 ? { diagnostics } : { tests, diagnostics };
 }
 

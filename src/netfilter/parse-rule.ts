@@ -99,6 +99,22 @@ const FLAG_ONLY = new Set(['-f', '-4', '-6', '--ipv4', '--ipv6']);
  * Options whose one value is free text: iptables-save leaves a value of only [A-Za-z0-9_-]
  * unquoted, so `--comment -j` is a comment, not a target.
  */
+/**
+ * The protocol modules' own options: written after another module (`-m comment --comment x
+ * -p tcp --dport 80`), iptables still gives them to the protocol's module.
+ */
+const PROTOCOL_OPTIONS = new Set([
+  '--dport',
+  '--sport',
+  '--destination-port',
+  '--source-port',
+  '--syn',
+  '--tcp-flags',
+  '--tcp-option',
+  '--icmp-type',
+  '--icmpv6-type',
+]);
+const PORT_MODULES = new Set(['tcp', 'udp', 'sctp', 'dccp', 'udplite', 'icmp', 'icmp6', 'icmpv6']);
 const FREE_TEXT = new Set([
   '--comment',
   '--log-prefix',
@@ -194,14 +210,17 @@ export function parseRuleSpec(spec: string): ParsedRule {
       target.options.push(option);
       continue;
     }
-    if (current === undefined) {
+    let owner = current;
+    if (owner === undefined || (PROTOCOL_OPTIONS.has(text) && !PORT_MODULES.has(owner.module))) {
       // `-p tcp --dport 80`: the protocol's module, loaded without -m.
       if (protocol === undefined)
         throw new RuleParseError(`option ${text} outside a module in: ${spec}`);
-      current = { module: protocol, implicit: true, options: [] };
-      matches.push(current);
+      const implicit = matches.find((m) => m.implicit && m.module === protocol);
+      owner = implicit ?? { module: protocol, implicit: true, options: [] };
+      if (implicit === undefined) matches.push(owner);
+      if (current === undefined) current = owner;
     }
-    current.options.push(option);
+    owner.options.push(option);
   }
   if (negated) throw new RuleParseError(`dangling "!" in: ${spec}`);
   return {
