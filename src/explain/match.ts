@@ -117,8 +117,19 @@ export function interfaceMatches(pattern: string, name: string | undefined): boo
   return actual === pattern;
 }
 
+/** Rules are met again and again (replays, replies): their prefixes are parsed once. */
+const prefixes = new Map<string, Prefix | undefined>();
+
+function cachedPrefix(text: string): Prefix | undefined {
+  if (prefixes.has(text)) return prefixes.get(text);
+  if (prefixes.size > 100_000) prefixes.clear();
+  const prefix = parsePrefix(text);
+  prefixes.set(text, prefix);
+  return prefix;
+}
+
 function addressOption(option: RuleOption, address: Address): Tri {
-  const prefix = parsePrefix(option.values[0] ?? '');
+  const prefix = cachedPrefix(option.values[0] ?? '');
   if (prefix === undefined) return unsure(`cannot read the address ${option.values.join(' ')}`);
   return negate(contains(prefix, address), option.negated);
 }
@@ -548,9 +559,17 @@ function moduleMatch(match: RuleMatch, packet: Packet, ctx: MatchContext): Tri {
 
 /** Whether every match of a rule holds for the packet. */
 export function ruleMatches(rule: ParsedRule, packet: Packet, ctx: MatchContext): Tri {
-  const results: Tri[] = rule.basic.map((o) => basicMatch(o, packet));
-  // A certain "no" from the cheap basic matches settles it.
-  if (results.includes(false)) return false;
-  for (const match of rule.matches) results.push(moduleMatch(match, packet, ctx));
-  return all(results);
+  // A certain "no" settles it: the cheap basic matches first, then each module in turn.
+  let open: Unsure | undefined;
+  for (const option of rule.basic) {
+    const r = basicMatch(option, packet);
+    if (r === false) return false;
+    if (r !== true) open ??= r;
+  }
+  for (const match of rule.matches) {
+    const r = moduleMatch(match, packet, ctx);
+    if (r === false) return false;
+    if (r !== true) open ??= r;
+  }
+  return open ?? true;
 }

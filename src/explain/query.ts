@@ -167,14 +167,32 @@ const SPECIAL: Readonly<Record<Family, readonly string[]>> = {
 };
 const UNIVERSE: Readonly<Record<Family, string>> = { ipv4: '0.0.0.0/0', ipv6: '2000::/3' };
 /** More representatives than this and a class is not summed up. */
-const MAX_REPRESENTATIVES = 32;
+const MAX_REPRESENTATIVES = 128;
+
+/** A class of sources the evaluator cannot stand for with a few addresses. */
+class Undecided {
+  constructor(readonly why: string) {}
+}
+
+/** One HostView per World: its parsed rules and indexes serve every question asked of it. */
+const views = new WeakMap<World, HostView>();
+
+function viewOf(world: World): HostView {
+  let view = views.get(world);
+  if (view === undefined) {
+    view = new HostView(world);
+    views.set(world, view);
+  }
+  return view;
+}
+
+const named = new WeakMap<HostView, Record<Family, Prefix[]>>();
 
 class Resolver {
   readonly view: HostView;
-  private named: Record<Family, Prefix[]> | undefined;
 
   constructor(world: World) {
-    this.view = new HostView(world);
+    this.view = viewOf(world);
   }
 
   container(name: string): DockerContainer {
@@ -194,8 +212,12 @@ class Resolver {
 
   /** Every prefix the ruleset, the sets, routes and subnets name, per family. */
   private prefixes(family: Family): Prefix[] {
-    this.named ??= prefixesNamed(this.view);
-    return this.named[family];
+    let all = named.get(this.view);
+    if (all === undefined) {
+      all = prefixesNamed(this.view);
+      named.set(this.view, all);
+    }
+    return all[family];
   }
 
   fromAddress(address: Address, label: string): From {
@@ -267,7 +289,8 @@ class Resolver {
     return addressOutside(parsePrefix(UNIVERSE[family]) as Prefix, avoid);
   }
 
-  sources(source: SourceSpec, family: Family): From[] | string {
+  /** The probes' origins; a string says why none can send (blocked), Undecided why none is known. */
+  sources(source: SourceSpec, family: Family): From[] | string | Undecided {
     switch (source.kind) {
       case 'host':
         return [{ label: 'the host', start: 'host' }];
@@ -280,7 +303,9 @@ class Resolver {
           return `${formatPrefix(source.prefix)} is not ${family}`;
         const reps = this.representatives(source.prefix);
         if (reps === undefined)
-          return `${formatPrefix(source.prefix)} is cut into more than ${MAX_REPRESENTATIVES} regions by the ruleset; ask for smaller blocks`;
+          return new Undecided(
+            `${formatPrefix(source.prefix)} is cut into more than ${MAX_REPRESENTATIVES} regions by the ruleset; ask for smaller blocks`,
+          );
         return reps.map((a) =>
           this.fromAddress(a, `${formatAddress(a)} (for ${formatPrefix(source.prefix)})`),
         );
@@ -288,7 +313,9 @@ class Resolver {
       case 'anyone': {
         const a = this.stranger(family);
         if (a === undefined)
-          return `every ${family} address is named by some rule; ask for a block instead`;
+          return new Undecided(
+            `every ${family} address is named by some rule; ask for a block instead`,
+          );
         return [this.fromAddress(a, `anyone (e.g. ${formatAddress(a)}, which no rule names)`)];
       }
       case 'container': {
@@ -587,8 +614,14 @@ export function explain(
   if (source.kind === 'container') resolver.container(source.name);
   for (const family of familiesOf(source, target, options)) {
     const sources = resolver.sources(source, family);
-    if (typeof sources === 'string') {
-      answers.push({ family, verdict: 'blocked', probes: [], note: sources });
+    if (typeof sources === 'string' || sources instanceof Undecided) {
+      const blocked = typeof sources === 'string';
+      answers.push({
+        family,
+        verdict: blocked ? 'blocked' : 'unknown',
+        probes: [],
+        note: blocked ? sources : sources.why,
+      });
       continue;
     }
     const probes: Probe[] = [];

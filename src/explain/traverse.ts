@@ -6,12 +6,12 @@
  * asks the Decider, which replays the walk both ways (see explore.ts). Pure.
  */
 import type { LiveChain } from '../netfilter/model.js';
-import { optionOf, type ParsedRule, type RuleTarget } from '../netfilter/parse-rule.js';
+import { optionOf, type RuleTarget } from '../netfilter/parse-rule.js';
 import type { Family } from '../policy/model.js';
 import { formatAddress, parseAddress, type Address } from './address.js';
 import type { Decider } from './explore.js';
 import type { HostView } from './host-view.js';
-import { isUnsure, parseMark, ruleMatches } from './match.js';
+import { isUnsure, parseMark, ruleMatches, type Tri } from './match.js';
 import type { RuleRef, TrailStep, Unmodelled } from './model.js';
 import { formatEndpoint, type Hook, type Packet } from './packet.js';
 
@@ -113,21 +113,28 @@ class TableWalk {
         throw new Undecidable(
           `more than ${MAX_RULES_VISITED} rules met in ${this.tableName} ${this.hook}: a loop?`,
         );
-      const ref: RuleRef = {
+      // Built only for the rules that matter: most rules a packet meets do not match.
+      const refOf = (): RuleRef => ({
         family: this.family,
         table: this.tableName,
         chain: frame.chain.name,
         position,
         spec: rule.spec,
         ...(rule.moatId === undefined ? {} : { moatId: rule.moatId }),
-      };
+      });
       const parsed = this.walk.view.parse(rule);
       if (parsed instanceof Error)
-        throw new Undecidable(`cannot read the rule: ${parsed.message}`, ref);
+        throw new Undecidable(`cannot read the rule: ${parsed.message}`, refOf());
       const target = parsed.target;
       // A rule without a target only counts; observers (LOG, …) change nothing modelled.
       if (target === undefined || OBSERVERS.has(target.name)) continue;
-      const assumed = this.matches(parsed, ref);
+      const quick = ruleMatches(parsed, this.packet, {
+        view: this.walk.view,
+        table: this.tableName,
+      });
+      if (quick === false) continue;
+      const ref = refOf();
+      const assumed = this.matches(quick, ref);
       if (assumed === false) continue;
       const outcome = this.apply(target, ref, assumed === true ? undefined : assumed);
       if (outcome === 'continue') continue;
@@ -171,12 +178,8 @@ class TableWalk {
     );
   }
 
-  /** true: matched; false: not; a string: matched by assumption (the rule's unmodelled part). */
-  private matches(parsed: ParsedRule, ref: RuleRef): boolean | 'assumed' {
-    const result = ruleMatches(parsed, this.packet, {
-      view: this.walk.view,
-      table: this.tableName,
-    });
+  /** true: matched; false: not; `assumed`: matched by assumption (an unmodelled match). */
+  private matches(result: Tri, ref: RuleRef): boolean | 'assumed' {
     if (!isUnsure(result)) return result;
     const choice = this.walk.decider.decide();
     this.walk.assumed.push({ rule: ref, why: result.unsure });

@@ -47,6 +47,13 @@ interface Token {
 
 /** Splits a spec on spaces, honouring `"…"` with `\` escapes as iptables-save writes them. */
 export function tokenizeSpec(spec: string): Token[] {
+  // Most rules quote nothing: plain words.
+  if (!spec.includes('"')) {
+    return spec
+      .split(' ')
+      .filter((w) => w !== '')
+      .map((text) => ({ text, quoted: false }));
+  }
   const tokens: Token[] = [];
   let i = 0;
   while (i < spec.length) {
