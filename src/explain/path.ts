@@ -578,7 +578,12 @@ class PathWalk {
       return {
         blocked: `nothing listens on ${where}/${packet.protocol}: ${packet.protocol === 'tcp' ? 'connection refused' : 'port unreachable'}`,
       };
-    const who = `${socket.process ?? 'a process'}${socket.pid === undefined ? '' : ` (pid ${socket.pid})`}`;
+    // ss names a socket's owner to root only; docker-proxy or not decides the path.
+    if (socket.process === undefined)
+      throw new Undecidable(
+        `which process listens on ${where} is not known (ss shows owners to root only)`,
+      );
+    const who = `${socket.process}${socket.pid === undefined ? '' : ` (pid ${socket.pid})`}`;
     if (socket.process !== 'docker-proxy')
       return { reached: `delivered to ${who} listening on ${where}` };
     const target = this.view.world.network.proxies?.find((p) => p.pid === socket.pid);

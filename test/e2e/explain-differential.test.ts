@@ -37,7 +37,8 @@ import { moat, PolicyDir } from '../support/moat-cli.js';
 import { describeWith } from '../support/prereq.js';
 
 const NEEDS = ['root', 'dockerd', 'iptables', 'ip', 'ipset', 'busybox', 'curl'] as const;
-const RELEASES = ['20.10', '28.5.2'] as const;
+/** Docker releases to run (MOAT_EXPLAIN_RELEASES=20.10,28.5.2,29.7.2 for others). */
+const RELEASES = (process.env.MOAT_EXPLAIN_RELEASES ?? '20.10,28.5.2').split(',');
 const WAN_V4_B = '198.51.100.200';
 const WAN_V6_B = '2001:db8:100::200';
 /** Generated policies per release, after the empty one (MOAT_EXPLAIN_POLICIES for more). */
@@ -191,7 +192,7 @@ class Lab {
   async start(binDir: string | undefined): Promise<DockerSandbox> {
     const sandbox = await DockerSandbox.start(binDir === undefined ? {} : { binDir });
     this.sandbox = sandbox;
-    const current = !this.release.startsWith('20.');
+    const current = !this.release.startsWith('20.') && !this.release.startsWith('26.');
     sandbox.docker([
       'network',
       'create',

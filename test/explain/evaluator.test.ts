@@ -480,6 +480,23 @@ describe('what is not modelled', () => {
     expect(o.reason).toMatch(/^iptables alone: reachable .*docker-bridges/);
   });
 
+  test("nftables tables iptables does not show are named; iptables-nft's own are not", () => {
+    const own = world({ nftTables: ['ip filter', 'ip nat', 'ip6 raw'] });
+    expect(verdict(own, CLIENT, DIRECT)).toBe('reachable');
+    const foreign = outcome(world({ nftTables: ['ip filter', 'inet firewalld'] }), CLIENT, DIRECT);
+    expect(foreign.verdict).toBe('unknown');
+    expect(foreign.unmodelled[0]?.why).toBe(
+      'nftables tables that iptables does not show also filter packets: inet firewalld (not modelled)',
+    );
+  });
+
+  test('an unnamed owner of a listening socket (moat not root) is not guessed', () => {
+    const w = world({ sockets: [{ protocol: 'tcp', address: '0.0.0.0', port: 2368 }] });
+    expect(outcome(w, CLIENT, '198.51.100.1:2368/tcp').reason).toBe(
+      'which process listens on 198.51.100.1:2368 is not known (ss shows owners to root only)',
+    );
+  });
+
   test('facts a snapshot did not capture make answers that need them unknown', () => {
     expect(outcome(world({ noSysctl: true }), CLIENT, DIRECT).reason).toBe(
       'whether the host forwards ipv4 packets (net.ipv4.ip_forward) was not captured',

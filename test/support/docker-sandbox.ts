@@ -188,11 +188,14 @@ export class DockerSandbox {
    * @param options.daemonArgs extra dockerd flags, e.g. `--userland-proxy=false`
    * @param options.binDir a directory holding another release's dockerd and docker-proxy
    *   (test/support/docker-release.ts), searched first; default: the dockerd on PATH
+   * @param options.ipForward turn forwarding on before dockerd starts (Docker 29's nftables
+   *   backend does not, and will not start without it)
    */
   static async start(options?: {
     ipv6Client?: boolean;
     daemonArgs?: readonly string[];
     binDir?: string;
+    ipForward?: boolean;
   }): Promise<DockerSandbox> {
     const host = NetNs.create('dh');
     let wan: NetNs;
@@ -213,6 +216,9 @@ export class DockerSandbox {
     const sandbox = new DockerSandbox(host, wan, dir);
     try {
       sandbox.linkWan(options?.ipv6Client ?? true);
+      if (options?.ipForward === true) {
+        host.exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+      }
       await sandbox.startDaemon(options?.daemonArgs ?? [], options?.binDir);
       sandbox.importBusybox();
       return sandbox;

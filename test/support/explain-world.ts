@@ -152,6 +152,7 @@ export interface WorldSpec {
   readonly sysctl?: Record<string, string>;
   readonly inventory?: Inventory;
   readonly firewallBackend?: string;
+  readonly nftTables?: readonly string[];
   readonly noSysctl?: boolean;
 }
 
@@ -193,6 +194,7 @@ export function world(spec: WorldSpec = {}): World {
         ? {}
         : { sysctl: new Map(Object.entries({ ...FORWARDING, ...spec.sysctl })) }),
       ...(spec.firewallBackend === undefined ? {} : { firewallBackend: spec.firewallBackend }),
+      ...(spec.nftTables === undefined ? {} : { nftTables: spec.nftTables }),
     },
   };
 }
