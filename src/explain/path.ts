@@ -15,17 +15,11 @@
  * the NAT undone, since a connection whose answers are dropped does not open either. Pure.
  */
 import type { Family } from '../policy/model.js';
-import {
-  contains,
-  formatAddress,
-  parseAddress,
-  parsePrefix,
-  type Address,
-  type Prefix,
-} from './address.js';
+import { contains, formatAddress, parseAddress, parsePrefix, type Address } from './address.js';
 import type { Decider } from './explore.js';
 import type { HostView, RouteAnswer } from './host-view.js';
 import type { ListeningSocket, Protocol, TrailStep, Unmodelled, Verdict } from './model.js';
+import { NeighbourDiscovery, type Blocked } from './neighbours.js';
 import { Connection, formatEndpoint, Packet, SYN, SYN_ACK, type Hook } from './packet.js';
 import { Undecidable, Walk, type TableVerdict } from './traverse.js';
 
@@ -53,7 +47,6 @@ export interface WalkResult {
   readonly unknown?: Unmodelled;
 }
 
-type Blocked = { readonly blocked: string };
 type Arrival =
   | { readonly kind: 'local'; readonly packet: Packet }
   /**
@@ -97,12 +90,14 @@ class PathWalk {
     this.walk = new Walk(view, decider);
   }
 
-  private note(text: string): void {
+  private readonly neighbours = new NeighbourDiscovery(this);
+
+  note(text: string): void {
     this.walk.note(text);
   }
 
   /** Runs one hook's tables; conntrack attaches between raw and mangle. */
-  private hook(
+  hook(
     hook: Hook,
     packet: Packet,
     devices: { in?: string | undefined; out?: string | undefined },
@@ -219,7 +214,7 @@ class PathWalk {
       this.view.bridges.has(iif) &&
       packet.family === 'ipv6'
     ) {
-      const resolved = this.gatewayResolution(packet.src, iif);
+      const resolved = this.neighbours.gatewayResolution(packet.src, iif);
       if (resolved !== true) return resolved;
     }
     const pre = this.hook('PREROUTING', packet, { in: iif }, this.attachNew(packet, spec.protocol));
@@ -259,145 +254,6 @@ class PathWalk {
     if (forward !== true) return forward;
     const post = this.hook('POSTROUTING', packet, { out: bridge });
     return post === true ? { kind: 'out', packet, oif: bridge, bridged: true } : post;
-  }
-
-  // --- IPv6 neighbour discovery on Docker bridges -------------------------------------------
-  // Before the first packet to a neighbour, IPv6 resolves its link-layer address: a
-  // solicitation (multicast) and an advertisement back. Conntrack tracks neither (no entry:
-  // state INVALID), so rules keyed on a container's address see them as that container's
-  // traffic. Modelled on Docker bridges from empty neighbour caches; when that exchange fails
-  // but another one (from another source address, or the other way round) would fill the
-  // cache, the outcome depends on earlier traffic and is unknown. ARP never crosses iptables.
-
-  private ndpPacket(type: 135 | 136, src: Address, dst: Address): Packet {
-    const packet = new Packet('ipv6', 'icmpv6', src, dst, 0, 0, NO_FLAGS, {});
-    packet.icmpType = type;
-    return packet;
-  }
-
-  private hops(packet: Packet, hooks: readonly HookStep[]): true | Blocked {
-    for (const [hook, devices] of hooks) {
-      const passed = this.hook(hook, packet, devices);
-      if (passed !== true) return passed;
-    }
-    return true;
-  }
-
-  /** Runs `exchange` for its verdict only: its rules stay out of the trail. */
-  private quietly(exchange: () => true | Blocked): boolean {
-    const mark = this.walk.trail.length;
-    const passed = exchange();
-    this.walk.trail.length = mark;
-    return passed === true;
-  }
-
-  /** A solicitation from `asker` for `target`, then the advertisement back, each on its path. */
-  private exchange(
-    asker: Address,
-    target: Address,
-    ask: readonly HookStep[],
-    answer: readonly HookStep[],
-    who: string,
-  ): true | Blocked {
-    const asked = this.hops(this.ndpPacket(135, asker, solicitedNode(target)), ask);
-    if (asked !== true) return { blocked: `${who}'s solicitation is ${asked.blocked}` };
-    const answered = this.hops(this.ndpPacket(136, target, asker), answer);
-    if (answered !== true)
-      return { blocked: `${formatAddress(target)}'s advertisement is ${answered.blocked}` };
-    return true;
-  }
-
-  private failed(cold: Blocked, warmable: boolean, how: string): Blocked {
-    const why = `IPv6 neighbour discovery fails: ${cold.blocked}`;
-    if (!warmable) return { blocked: why };
-    throw new Undecidable(
-      `${why}; but ${how} would fill the neighbour cache, so the outcome depends on earlier traffic`,
-    );
-  }
-
-  /**
-   * The host resolves `target` on `link`. Its solicitation comes from the packet's source when
-   * that is an address of `link`, else from the link-local address (ndisc_solicit).
-   */
-  private hostResolves(target: Address, link: string, trigger: Address): true | Blocked {
-    const own = this.view.addressesOn(link, 'ipv6');
-    const linkLocal = own.find((a) => isLinkLocal(a));
-    const asker = own.some((a) => a.value === trigger.value) ? trigger : linkLocal;
-    if (asker === undefined)
-      throw new Undecidable(`the host's link-local address on ${link} is not known`);
-    this.note(
-      `IPv6 neighbour discovery: the host (${formatAddress(asker)}) asks for ${formatAddress(target)} on ${link}`,
-    );
-    const out: HookStep[] = [
-      ['OUTPUT', { out: link }],
-      ['POSTROUTING', { out: link }],
-    ];
-    const back: HookStep[] = [
-      ['PREROUTING', { in: link }],
-      ['INPUT', { in: link }],
-    ];
-    const cold = this.exchange(asker, target, out, back, 'the host');
-    if (cold === true) return true;
-    const others = own.filter((a) => a.value !== asker.value);
-    const warmable =
-      others.some((a) => this.quietly(() => this.exchange(a, target, out, back, 'the host'))) ||
-      own.some((a) =>
-        this.quietly(() => this.hops(this.ndpPacket(135, target, solicitedNode(a)), back)),
-      );
-    return this.failed(
-      cold,
-      warmable,
-      `a solicitation from another address of the host, or from ${formatAddress(target)} itself,`,
-    );
-  }
-
-  /** A container starting a routed connection first resolves its gateway (the host). */
-  private gatewayResolution(node: Address, link: string): true | Blocked {
-    const gateway = this.view.interfaceAddress(link, 'ipv6');
-    if (gateway === undefined) return { blocked: `${link} has no IPv6 address to route through` };
-    this.note(
-      `IPv6 neighbour discovery: ${formatAddress(node)} asks for its gateway ${formatAddress(gateway)} on ${link}`,
-    );
-    const into: HookStep[] = [
-      ['PREROUTING', { in: link }],
-      ['INPUT', { in: link }],
-    ];
-    const out: HookStep[] = [
-      ['OUTPUT', { out: link }],
-      ['POSTROUTING', { out: link }],
-    ];
-    const cold = this.exchange(node, gateway, into, out, formatAddress(node));
-    if (cold === true) return true;
-    const warmable = this.quietly(() =>
-      this.hops(this.ndpPacket(135, gateway, solicitedNode(node)), out),
-    );
-    return this.failed(
-      cold,
-      warmable,
-      `the host soliciting ${formatAddress(node)} from its gateway address`,
-    );
-  }
-
-  /** A container resolves a neighbour on its bridge; both packets are bridged (br_netfilter). */
-  private neighbourResolves(node: Address, target: Address, link: string): true | Blocked {
-    this.note(
-      `IPv6 neighbour discovery: ${formatAddress(node)} asks for ${formatAddress(target)} on ${link}`,
-    );
-    const path: HookStep[] = [
-      ['PREROUTING', { in: link }],
-      ['FORWARD', { in: link, out: link }],
-      ['POSTROUTING', { out: link }],
-    ];
-    const cold = this.exchange(node, target, path, path, formatAddress(node));
-    if (cold === true) return true;
-    const warmable = this.quietly(() =>
-      this.hops(this.ndpPacket(135, target, solicitedNode(node)), path),
-    );
-    return this.failed(
-      cold,
-      warmable,
-      `${formatAddress(target)} soliciting ${formatAddress(node)}`,
-    );
   }
 
   fromHost(spec: ConnectionSpec): Arrival | Blocked {
@@ -624,8 +480,8 @@ class PathWalk {
         return { blocked: `no running container holds ${formatAddress(packet.dst)} on ${oif}` };
       if (packet.family === 'ipv6') {
         const resolved = bridged
-          ? this.neighbourResolves(packet.src, packet.dst, oif)
-          : this.hostResolves(packet.dst, oif, packet.src);
+          ? this.neighbours.neighbourResolves(packet.src, packet.dst, oif)
+          : this.neighbours.hostResolves(packet.dst, oif, packet.src);
         if (resolved !== true) return resolved;
       }
       return {
@@ -636,24 +492,6 @@ class PathWalk {
       reached: `leaves the host on ${oif} towards ${formatEndpoint(packet.dst, packet.dport)}`,
     };
   }
-}
-
-const NO_FLAGS: ReadonlySet<string> = new Set();
-
-type HookStep = readonly [Hook, { in?: string; out?: string }];
-
-const LINK_LOCAL = parsePrefix('fe80::/10') as Prefix;
-
-function isLinkLocal(address: Address): boolean {
-  return contains(LINK_LOCAL, address);
-}
-
-/** The solicited-node multicast address of an IPv6 address: ff02::1:ffXX:XXXX. */
-function solicitedNode(target: Address): Address {
-  return {
-    family: 'ipv6',
-    value: 0xff0200000000000000000001ff000000n | (target.value & 0xffffffn),
-  };
 }
 
 /** A packet that a fact (not a rule) stops, e.g. forwarding off. */
