@@ -21,6 +21,7 @@ import type { View } from './view.js';
 export interface LoadedPolicy {
   readonly policy: Policy;
   readonly sha256: string;
+  /** The file's text, for locating compiled rules back in it. */
   readonly text: string;
   readonly path: PolicyPath;
 }

@@ -314,6 +314,77 @@ function build(): Command {
     );
 
   program
+    .command('explain')
+    .description(
+      'can a source reach a destination, and why: the verdict and the rules that decide it',
+    )
+    .requiredOption('--from <source>', 'host, anyone, container:NAME, an address or a CIDR block')
+    .requiredOption(
+      '--to <destination>',
+      'CONTAINER:PORT[/PROTO], ADDRESS:PORT[/PROTO] or [IPV6]:PORT[/PROTO]',
+    )
+    .addOption(fileOption())
+    .addOption(backendOption())
+    .addOption(snapshotOption('explain on'))
+    .addOption(oldSnapshotOption())
+    .option('--after-plan', 'evaluate the ruleset the pending plan would produce')
+    .addOption(new Option('--family <family>', 'only this family').choices(['ipv4', 'ipv6']))
+    .option('--json', 'as a versioned JSON document')
+    .action(
+      (
+        o: {
+          from: string;
+          to: string;
+          file: string;
+          backend: 'auto';
+          snapshot?: string;
+          afterPlan?: boolean;
+          family?: 'ipv4' | 'ipv6';
+        },
+        command: Command,
+      ) =>
+        run(command, async (ctx) => {
+          const { explainCommand } = await import('../app/explain.js');
+          return explainCommand(ctx, {
+            from: o.from,
+            to: o.to,
+            file: o.file,
+            backend: o.backend,
+            ...(o.snapshot === undefined ? {} : { snapshot: o.snapshot }),
+            ...(o.family === undefined ? {} : { family: o.family }),
+            afterPlan: o.afterPlan === true,
+          });
+        }),
+    );
+
+  program
+    .command('test')
+    .description("check the reachability assertions next to the policy against the plan's result")
+    .addOption(fileOption())
+    .option('--tests <file>', 'the assertions (default: firewall.tests.yaml next to the policy)')
+    .addOption(backendOption())
+    .addOption(snapshotOption('test against'))
+    .addOption(oldSnapshotOption())
+    .option('--current', "test the host's ruleset as it is, not as the plan would leave it")
+    .option('--json', 'as a versioned JSON document')
+    .action(
+      (
+        o: { file: string; tests?: string; backend: 'auto'; snapshot?: string; current?: boolean },
+        command: Command,
+      ) =>
+        run(command, async (ctx) => {
+          const { testCommand } = await import('../app/explain.js');
+          return testCommand(ctx, {
+            file: o.file,
+            backend: o.backend,
+            ...(o.tests === undefined ? {} : { tests: o.tests }),
+            ...(o.snapshot === undefined ? {} : { snapshot: o.snapshot }),
+            current: o.current === true,
+          });
+        }),
+    );
+
+  program
     .command('status')
     .description(
       'is the host as the policy says? Ready (exit 0), Drifted (2) or Failing (5); 1: cannot tell',

@@ -15,6 +15,7 @@ import type { Family, IngressRule, Policy, PortRange, Protocol } from '../policy
 import type { CompileContext } from './context.js';
 import { DOCKER_PORT_HOLDERS, type Listener } from './host-facts.js';
 import type { Publication, RuleOrigin } from './model.js';
+import { originLabel } from './origin.js';
 import { isLoopback, pathsOf, type RawPublication } from './publications.js';
 import {
   ANYONE,
@@ -298,13 +299,6 @@ function mergeOrigins(targets: readonly { origins: readonly RuleOrigin[] }[]): R
 
 function directOrder(e: DirectEntry): string {
   return `${e.bridge}|${e.protocol}|${String(e.containerPort).padStart(5, '0')}|${e.address ?? ''}`;
-}
-
-/** `containers.ghost.ingress[0]`. */
-export function originLabel(origin: RuleOrigin): string {
-  return origin.path
-    .map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`))
-    .join('');
 }
 
 export function describeListeners(listeners: readonly Listener[]): string {

@@ -5,7 +5,8 @@
  */
 import type { Family, PortRange } from '../policy/model.js';
 import type { CompileContext } from './context.js';
-import { describeListeners, originLabel, portLabel, type Ingress } from './ingress.js';
+import { describeListeners, portLabel, type Ingress } from './ingress.js';
+import { originLabel } from './origin.js';
 import { isLoopback, type RawPublication } from './publications.js';
 import type { SourceSet } from './segments.js';
 

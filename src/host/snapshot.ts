@@ -13,6 +13,7 @@ import type { IptablesBackend, LiveNetfilter } from '../netfilter/model.js';
 import { parseIpsetSave } from '../netfilter/parse-ipset.js';
 import { parseSave } from '../netfilter/parse-save.js';
 import type { Listener } from '../compile/host-facts.js';
+import { captureNetwork, writeCapture } from './capture.js';
 import type { HostState, LiveHost } from './read-host.js';
 import { nameListeners, readListeners, type HostSystem } from './system.js';
 
@@ -174,6 +175,8 @@ export async function writeSnapshot(
     '--version',
   ]);
   const docker = await readDockerAnswers(host.endpoint);
+  // Routes, sockets, sysctls…: what `moat explain --state` and `moat test` read.
+  const network = await captureNetwork(host.runner, host.endpoint);
   // Fail before writing anything if the capture would not load again.
   parseSave(ipv4, 'ipv4');
   parseSave(ipv6, 'ipv6');
@@ -196,5 +199,6 @@ export async function writeSnapshot(
   await writeFile(join(dir, FILES.networks), JSON.stringify(docker.networks, null, 2) + '\n');
   if (listeners !== undefined)
     await writeFile(join(dir, FILES.listeners), JSON.stringify(listeners, null, 2) + '\n');
+  await writeCapture(dir, network);
   await writeFile(join(dir, FILES.meta), JSON.stringify(meta, null, 2) + '\n');
 }

@@ -13,6 +13,10 @@ import { bufferContext } from '../support/app-context.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SNAPSHOT = join(ROOT, 'examples/snapshot-docker-20.10');
+/** The CI example is written for the Docker 28.5.2 snapshot its README plans against. */
+const SNAPSHOT_OF: Readonly<Record<string, string>> = {
+  ci: join(ROOT, 'examples/snapshot-docker-28.5.2'),
+};
 const examples = readdirSync(join(ROOT, 'examples'))
   .filter((name) => existsSync(join(ROOT, 'examples', name, 'firewall.yaml')))
   .sort();
@@ -27,7 +31,7 @@ describe('the examples against the bundled snapshot', () => {
       const { ctx, err } = bufferContext();
       const { plan } = await makePlan(ctx, {
         file: join(ROOT, 'examples', name, 'firewall.yaml'),
-        snapshot: SNAPSHOT,
+        snapshot: SNAPSHOT_OF[name] ?? SNAPSHOT,
         backend: 'auto',
       });
       expect(err()).toBe('');

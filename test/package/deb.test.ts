@@ -154,8 +154,8 @@ describeWith(['dpkg-deb', 'lintian'], 'the Debian package', () => {
         env: { ...process.env, NO_COLOR: '1', NODE_PATH: '' },
       });
     expect(run(['--version']).trim()).toBe(VERSION);
-    expect(run(['plan', '-f', EXAMPLE, '--state', SNAPSHOT])).toBe(
-      moatHere(['plan', '-f', EXAMPLE, '--state', SNAPSHOT]),
+    expect(run(['plan', '-f', EXAMPLE, '--snapshot', SNAPSHOT])).toBe(
+      moatHere(['plan', '-f', EXAMPLE, '--snapshot', SNAPSHOT]),
     );
   });
 
@@ -241,10 +241,10 @@ function installedIn(suite: string, expected: { release: string; node: RegExp })
         expect(ok('help')).toBe(moatHere(['--help']));
       });
 
-      test('validate and plan --state give what they give here', () => {
+      test('validate and plan --snapshot give what they give here', () => {
         expect(ok('validate-etc')).toBe('/etc/moat/firewall.yaml is valid.\n');
         expect(ok('validate-example')).toBe(`/usr/share/doc/moat/${EXAMPLE} is valid.\n`);
-        expect(ok('plan-example')).toBe(moatHere(['plan', '-f', EXAMPLE, '--state', SNAPSHOT]));
+        expect(ok('plan-example')).toBe(moatHere(['plan', '-f', EXAMPLE, '--snapshot', SNAPSHOT]));
         expect(ok('plan-example')).toMatch(/^Plan: \d+ to add, 0 to change, 0 to destroy\.$/m);
         // The installed policy names no container: nothing to do on a host moat never touched.
         expect(ok('plan-etc')).toMatch(/^No changes\. The host matches firewall\.yaml\.$/m);

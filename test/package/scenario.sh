@@ -49,8 +49,8 @@ step help moat --help
 step validate-etc moat validate -f /etc/moat/firewall.yaml
 step validate-example moat validate -f $doc/examples/host-only-port/firewall.yaml
 step plan-example moat plan -f $doc/examples/host-only-port/firewall.yaml \
-  --state $doc/examples/snapshot-docker-20.10
-step plan-etc moat plan -f /etc/moat/firewall.yaml --state $doc/examples/snapshot-docker-20.10
+  --snapshot $doc/examples/snapshot-docker-20.10
+step plan-etc moat plan -f /etc/moat/firewall.yaml --snapshot $doc/examples/snapshot-docker-20.10
 step man man moat
 step bash-completion bash -c 'source /usr/share/bash-completion/completions/moat
   COMP_WORDS=(moat plan --backend ""); COMP_CWORD=3; _moat; echo "${COMPREPLY[*]}"'
