@@ -175,7 +175,7 @@ const FILES = [
   ],
   [
     '/var/lib/moat/',
-    'Where apply and watch record their runs (runs.json), which status reads; see --state-dir.',
+    'Where apply and watch record their runs (runs.json), which status reads; see --history-dir.',
   ],
   ['/run/moat.lock', 'The lock that keeps applies apart; see --lock-file.'],
   ['/usr/share/moat/firewall.schema.json', 'The JSON Schema of the policy file, for editors.'],

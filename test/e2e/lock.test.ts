@@ -47,7 +47,7 @@ describeWith(
       '--auto-approve',
       '--lock-file',
       lockFile,
-      '--state-dir',
+      '--history-dir',
       stateDir,
       ...extra,
     ];
@@ -205,7 +205,7 @@ describeWith(
         policy.file,
         '--lock-file',
         lockFile,
-        '--state-dir',
+        '--history-dir',
         stateDir,
         '--log-format',
         'json',
