@@ -10,14 +10,19 @@ import { detectBackend, type BackendChoice } from '../netfilter/backend.js';
 import type { IptablesBackend, LiveNetfilter } from '../netfilter/model.js';
 import { parseNftJson } from '../netfilter/parse-nft.js';
 import { readLiveNetfilter, readNftRuleset } from '../netfilter/read.js';
+import { readHostSystem, type HostSystem } from './system.js';
 
 export interface HostState {
   readonly live: LiveNetfilter;
   readonly inventory: Inventory;
+  /** Interfaces and listening sockets; absent from snapshots that did not record them. */
+  readonly system?: HostSystem;
 }
 
 export interface LiveHostOptions {
   readonly runner: CommandRunner;
+  /** How interfaces and sockets are read; /proc unless a test says otherwise. */
+  readonly readSystem?: () => Promise<HostSystem>;
   readonly backend: BackendChoice;
   readonly env: Readonly<Record<string, string | undefined>>;
 }
@@ -28,7 +33,8 @@ export interface LiveHost {
   readonly endpoint: DockerEndpoint;
   readLive(): Promise<LiveNetfilter>;
   readInventory(): Promise<Inventory>;
-  /** Netfilter and Docker at once; the nft ruleset too where Docker uses nftables. */
+  readSystem(): Promise<HostSystem>;
+  /** Netfilter, Docker and the system at once; the nft ruleset too where Docker uses nftables. */
   readState(): Promise<HostState>;
 }
 
@@ -37,28 +43,31 @@ export function dockerUsesNftables(inventory: Inventory): boolean {
   return inventory.daemon?.firewallBackend === 'nftables';
 }
 
-async function readState(
-  runner: CommandRunner,
-  readLive: () => Promise<LiveNetfilter>,
-  readDocker: () => Promise<Inventory>,
-): Promise<HostState> {
-  const [live, inventory] = await Promise.all([readLive(), readDocker()]);
-  if (!dockerUsesNftables(inventory)) return { live, inventory };
-  const nft = await readNftRuleset(runner);
-  return { live: nft === undefined ? live : { ...live, nftables: parseNftJson(nft) }, inventory };
+async function readState(host: Omit<LiveHost, 'readState'>): Promise<HostState> {
+  const [live, inventory, system] = await Promise.all([
+    host.readLive(),
+    host.readInventory(),
+    host.readSystem(),
+  ]);
+  if (!dockerUsesNftables(inventory)) return { live, inventory, system };
+  const nft = await readNftRuleset(host.runner);
+  return {
+    live: nft === undefined ? live : { ...live, nftables: parseNftJson(nft) },
+    inventory,
+    system,
+  };
 }
 
 export async function openLiveHost(options: LiveHostOptions): Promise<LiveHost> {
   const backend = await detectBackend(options.runner, options.backend);
   const endpoint = resolveDockerEndpoint(options.env);
-  const readLive = () => readLiveNetfilter(options.runner, backend);
-  const readDocker = () => readInventory(endpoint);
-  return {
+  const host: Omit<LiveHost, 'readState'> = {
     backend,
     runner: options.runner,
     endpoint,
-    readLive,
-    readInventory: readDocker,
-    readState: () => readState(options.runner, readLive, readDocker),
+    readLive: () => readLiveNetfilter(options.runner, backend),
+    readInventory: () => readInventory(endpoint),
+    readSystem: options.readSystem ?? readHostSystem,
   };
+  return { ...host, readState: () => readState(host) };
 }

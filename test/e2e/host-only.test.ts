@@ -137,7 +137,7 @@ describeOnDocker(ALL_TARGETS, NEEDS, 'host-only port, end to end', (target) => {
       '600',
     ]);
     const fromHost = lab.moat(['plan', '-f', lab.policy.file, '--json']);
-    const fromSnapshot = lab.moat(['plan', '-f', lab.policy.file, '--json', '--state', dir]);
+    const fromSnapshot = lab.moat(['plan', '-f', lab.policy.file, '--json', '--snapshot', dir]);
     // The container started after the snapshot is the one difference: a new warning.
     expect(fromHost.stdout).toContain('late publishes 8082/tcp');
     expect(fromSnapshot.stdout).not.toContain('late');
@@ -159,8 +159,8 @@ describeOnDocker(ALL_TARGETS, NEEDS, 'host-only port, end to end', (target) => {
     expect(live.text).toContain(`Docker ${target.release}`);
     expect(live.text).toContain(`firewall backend ${target.firewallBackend}`);
     expect(live.text).toMatch(/Plan: [1-9]\d* to add, [1-9]\d* to change, \d+ to destroy\./);
-    expect(plan(['--state', snapshot])).toBe(live.text);
-    expect(plan(['--json', '--state', snapshot])).toBe(live.json);
+    expect(plan(['--snapshot', snapshot])).toBe(live.text);
+    expect(plan(['--json', '--snapshot', snapshot])).toBe(live.json);
     if (updatingSnapshots()) writeSnapshotFixture(target, snapshot, policyText, live);
   });
 

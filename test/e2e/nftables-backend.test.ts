@@ -38,7 +38,7 @@ describeOnDocker(['29.7.2-nftables'], NEEDS, "Docker's nftables backend", (targe
     expect({ stderr: taken.stderr, status: taken.status }).toEqual({ stderr: '', status: 0 });
     expect(taken.stdout).toContain('(Docker 29.7.2, firewall backend nftables)');
     const live = lab.moat(['plan', '-f', lab.policy.file], env);
-    const offline = lab.moat(['plan', '-f', lab.policy.file, '--state', dir], env);
+    const offline = lab.moat(['plan', '-f', lab.policy.file, '--snapshot', dir], env);
     expect(offline.stdout).toBe(live.stdout);
     expect(live.status).toBe(0);
     return live.stdout;

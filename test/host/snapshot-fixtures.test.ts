@@ -38,7 +38,7 @@ describe('snapshots of real hosts plan offline as the live host did', () => {
   for (const target of ALL_TARGETS) {
     test(`Docker ${target}`, () => {
       const dir = fixtureDir(target);
-      const args = ['plan', '-f', join(dir, 'firewall.yaml'), '--state', join(dir, 'state')];
+      const args = ['plan', '-f', join(dir, 'firewall.yaml'), '--snapshot', join(dir, 'state')];
       const text = moat(here, args, NO_DOCKER);
       expect({ stderr: text.stderr, status: text.status }).toEqual({ stderr: '', status: 0 });
       expect(text.stdout).toBe(readFileSync(join(dir, 'plan.txt'), 'utf8'));

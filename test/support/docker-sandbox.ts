@@ -299,7 +299,7 @@ export class DockerSandbox {
         'nsenter',
         [
           `--net=${this.host.path}`,
-          binDir === undefined ? which('dockerd') : `${binDir}/dockerd`,
+          binDir === undefined ? which('dockerd') : join(binDir, 'dockerd'),
           '--config-file',
           config,
           '--data-root',

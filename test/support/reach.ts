@@ -31,34 +31,46 @@ export function httpFromContainer(
   return /^HTTP\/1\.[01] \d{3}/.test(out);
 }
 
+/** curl in `ns`, printing only the HTTP status of `url` (a dropped SYN fails at the connect timeout). */
+function curlStatusArgs(
+  ns: NetNs,
+  url: string,
+  fromAddress: string | undefined,
+  connectSeconds: number,
+  maxSeconds: number,
+): string[] {
+  return [
+    `--net=${ns.path}`,
+    'curl',
+    '-s',
+    '-g',
+    // The links are veths: a handshake takes well under a millisecond.
+    '--connect-timeout',
+    String(connectSeconds),
+    '-m',
+    String(maxSeconds),
+    ...(fromAddress === undefined ? [] : ['--interface', fromAddress]),
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    url,
+  ];
+}
+
+/** curl's status output, or '000' (curl's own word) when nothing answered. */
+const statusOf = (stdout: string): string => (stdout.trim() === '' ? '000' : stdout.trim());
+
 /**
  * The HTTP status a client in `ns` gets ('000' = not reached), optionally from one of its own
  * addresses (`curl --interface`).
  */
 export function httpStatusIn(ns: NetNs, url: string, fromAddress?: string, maxSeconds = 3): string {
-  const result = spawnSync(
-    'nsenter',
-    [
-      `--net=${ns.path}`,
-      'curl',
-      '-s',
-      '-g',
-      // A dropped SYN fails here: the links are veths, a handshake takes well under a millisecond.
-      '--connect-timeout',
-      '1.5',
-      '-m',
-      String(maxSeconds),
-      ...(fromAddress === undefined ? [] : ['--interface', fromAddress]),
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{http_code}',
-      url,
-    ],
-    { encoding: 'utf8', timeout: (maxSeconds + 5) * 1000 },
-  );
-  // curl prints 000 and exits non-zero when nothing answered.
-  return result.stdout.trim() === '' ? '000' : result.stdout.trim();
+  const result = spawnSync('nsenter', curlStatusArgs(ns, url, fromAddress, 1.5, maxSeconds), {
+    encoding: 'utf8',
+    timeout: (maxSeconds + 5) * 1000,
+  });
+  return statusOf(result.stdout);
 }
 
 /**
@@ -67,32 +79,15 @@ export function httpStatusIn(ns: NetNs, url: string, fromAddress?: string, maxSe
  */
 export function httpStatusInAsync(ns: NetNs, url: string, fromAddress?: string): Promise<string> {
   return new Promise((resolve) => {
-    const child = spawn(
-      'nsenter',
-      [
-        `--net=${ns.path}`,
-        'curl',
-        '-s',
-        '-g',
-        '--connect-timeout',
-        '1',
-        '-m',
-        '2',
-        ...(fromAddress === undefined ? [] : ['--interface', fromAddress]),
-        '-o',
-        '/dev/null',
-        '-w',
-        '%{http_code}',
-        url,
-      ],
-      { stdio: ['ignore', 'pipe', 'ignore'] },
-    );
+    const child = spawn('nsenter', curlStatusArgs(ns, url, fromAddress, 1, 2), {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
     child.on('close', () => {
       clearTimeout(timer);
-      resolve(out.trim() === '' ? '000' : out.trim());
+      resolve(statusOf(out));
     });
   });
 }
