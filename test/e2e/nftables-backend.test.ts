@@ -3,14 +3,14 @@
  * where it hooks (FORWARD: there is no DOCKER-USER), and warns, live and from a snapshot, about
  * what silently drops the traffic Docker's nftables rules accepted: a FORWARD policy of DROP in
  * iptables, or an nft forward chain with policy drop. A host without nft still snapshots and
- * plans. (The policy capabilities themselves run on this backend in host-only, seed-scenarios
- * and source-allowlist.)
+ * plans; `moat explain` says it cannot judge such a host, and why. (The policy capabilities
+ * themselves run on this backend in host-only, seed-scenarios and source-allowlist.)
  */
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, test } from '@jest/globals';
-import { HOST_V4 } from '../support/docker-sandbox.js';
+import { HOST_V4, WAN_V4 } from '../support/docker-sandbox.js';
 import { describeOnDocker } from '../support/docker-targets.js';
 import { useLab } from '../support/lab.js';
 import { HOST_ONLY } from '../support/policies.js';
@@ -48,6 +48,20 @@ describeOnDocker(['29.7.2-nftables'], NEEDS, "Docker's nftables backend", (targe
   test('the daemon runs the nftables backend: its tables in nft, no DOCKER-USER in iptables', () => {
     expect(lab.execInHost('nft', ['list', 'tables']).stdout).toContain('table ip docker-bridges');
     expect(lab.save('ipv4', 'filter')).not.toContain('DOCKER-USER');
+  });
+
+  test('moat explain: every answer is unknown, saying why; the packet does get through', () => {
+    // Docker's rules live in nft tables iptables-save does not show, and explain reads iptables'.
+    const snapshot = join(work, 'explain-snapshot');
+    expect(lab.moat(['snapshot', '--out', snapshot]).status).toBe(0);
+    const question = ['-f', lab.policy.file, '--from', WAN_V4, '--to', 'ghost:2368/tcp'];
+    const r = lab.moat(['explain', '--snapshot', snapshot, ...question]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('IPv4: unknown');
+    expect(r.stdout).toContain(
+      'Docker runs its nftables firewall backend: its rules live in the nft tables `ip docker-bridges` and `ip6 docker-bridges`',
+    );
+    expect(lab.wanReaches(GHOST)).toBe(true);
   });
 
   test('plan and status name the backend and the hook; moat jumps from FORWARD and INPUT', () => {

@@ -1,7 +1,7 @@
 /**
  * Offline plans of current hosts: for each Docker target, a snapshot of a real host of that
  * release and backend (test/fixtures/snapshots, taken by test/e2e/host-only.test.ts) plans with
- * `moat plan --state` exactly as that live host planned: the same text and the same JSON.
+ * `moat plan --snapshot` exactly as that live host planned: the same text and the same JSON.
  */
 import { describe, expect, test } from '@jest/globals';
 import { readFileSync } from 'node:fs';
@@ -11,7 +11,7 @@ import { moat, type HostRunner } from '../support/moat-cli.js';
 import { fixtureDir, snapshotFixtures } from '../support/snapshot-fixtures.js';
 import { execFileSync } from 'node:child_process';
 
-/** No namespace: `plan --state` needs no root, no iptables and no Docker. */
+/** No namespace: `plan --snapshot` needs no root, no iptables and no Docker. */
 const here: HostRunner = {
   execInHost(cmd, args, options) {
     try {

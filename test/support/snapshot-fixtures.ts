@@ -8,7 +8,7 @@
  *
  * The e2e test on each target writes them when MOAT_UPDATE_SNAPSHOTS=1 (after checking that the
  * snapshot plans like the live host); test/host/snapshot-fixtures.test.ts checks that `plan
- * --state` on each still prints exactly what the live host printed.
+ * --snapshot` on each still prints exactly what the live host printed.
  */
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
