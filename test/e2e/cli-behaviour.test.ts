@@ -345,7 +345,7 @@ describeOnDocker(
       expect(result.status).toBe(1);
       expect(result.stderr).toBe('moat: apply changes a live host; it does not take --snapshot\n');
       expect(result.stdout).toBe('');
-      const old = apply(['--auto-approve', '--snapshot', snapshot]);
+      const old = apply(['--auto-approve', '--state', snapshot]);
       expect(old.status).toBe(1);
       expect(old.stderr).toBe(
         'moat: warning: --state is deprecated and will be removed; use --snapshot\n' +
