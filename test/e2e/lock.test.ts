@@ -12,11 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { kill9, startMoat, waitGroupGone, type RunningMoat } from '../support/apply-harness.js';
-import { DockerSandbox } from '../support/docker-sandbox.js';
+import { describeOnDocker } from '../support/docker-targets.js';
+import { useLab } from '../support/lab.js';
 import { alive, until } from '../support/lock-holder.js';
-import { CLI, moat, PolicyDir } from '../support/moat-cli.js';
+import { CLI } from '../support/moat-cli.js';
 import { NetNs } from '../support/netns.js';
-import { describeWith } from '../support/prereq.js';
 import { EMPTY, HOST_ONLY } from '../support/policies.js';
 
 const RESTORE_TOOLS = [
@@ -26,12 +26,15 @@ const RESTORE_TOOLS = [
   'ip6tables-legacy-restore',
 ];
 
-describeWith(
+describeOnDocker(
+  ['20.10.24'],
   ['root', 'dockerd', 'iptables', 'ipset', 'ip', 'busybox', 'curl'],
   'a lock that dies with its holder',
   () => {
-    let sandbox: DockerSandbox;
-    const policy = new PolicyDir();
+    const lab = useLab({}, (lab) => {
+      lab.runHttpd('ghost', ['2368:2368'], [], 2368);
+    });
+    const policy = lab.policy;
     const work = mkdtempSync(join(tmpdir(), 'moat-lock-e2e-'));
     const stateDir = join(work, 'state');
     // One lock for every run, as on a real host.
@@ -39,7 +42,7 @@ describeWith(
     const shims = join(work, 'slow-tools');
     const writersFile = join(work, 'writers.pids');
 
-    const run = (args: readonly string[]) => moat(sandbox, args, sandbox.env);
+    const run = (args: readonly string[]) => lab.moat(args);
     const applyArgs = (extra: readonly string[] = []): string[] => [
       'apply',
       '-f',
@@ -70,14 +73,14 @@ describeWith(
     /** `moat apply` whose iptables-restore first sleeps `seconds` (fault injection by PATH). */
     const startSlowApply = (seconds: number): RunningMoat => {
       rmSync(writersFile, { force: true });
-      return startMoat(sandbox, applyArgs(), {
+      return startMoat(lab.sandbox, applyArgs(), {
         PATH: `${shims}:${process.env.PATH ?? ''}`,
         MOAT_TEST_WRITERS: writersFile,
         MOAT_TEST_SLOW: String(seconds),
       });
     };
 
-    beforeAll(async () => {
+    beforeAll(() => {
       // Wrappers that note their pid and sleep before running the real restore.
       mkdirSync(shims);
       for (const tool of RESTORE_TOOLS) {
@@ -91,11 +94,9 @@ describeWith(
         );
         chmodSync(shim, 0o755);
       }
-      sandbox = await DockerSandbox.start();
-      sandbox.runHttpd('ghost', ['2368:2368'], [], 2368);
-    }, 180_000);
+    });
 
-    afterAll(async () => {
+    afterAll(() => {
       for (const pid of writers()) {
         try {
           process.kill(pid, 'SIGKILL');
@@ -103,10 +104,8 @@ describeWith(
           // already gone
         }
       }
-      await (sandbox as DockerSandbox | undefined)?.stop();
-      policy.remove();
       rmSync(work, { recursive: true, force: true });
-    }, 120_000);
+    });
 
     test('apply killed with SIGKILL at random instants: the next apply, started at once, is never refused', async () => {
       converge(EMPTY);
@@ -119,7 +118,7 @@ describeWith(
       const deadline = Date.now() + 240_000;
       for (let i = 0; i < 12 && Date.now() < deadline; i++) {
         policy.write(i % 2 === 0 ? EMPTY : HOST_ONLY);
-        const running = startMoat(sandbox, applyArgs());
+        const running = startMoat(lab.sandbox, applyArgs());
         const delay = Math.floor(Math.random() * applyMs * 1.1);
         const whole = i % 2 === 0 ? 'process' : 'group';
         await sleep(delay);
@@ -181,7 +180,7 @@ describeWith(
         const elsewhere = spawnSync(
           'nsenter',
           [`--net=${other.path}`, process.execPath, CLI, ...applyArgs()],
-          { encoding: 'utf8', env: { ...process.env, ...sandbox.env, NO_COLOR: '1' } },
+          { encoding: 'utf8', env: { ...process.env, ...lab.sandbox.env, NO_COLOR: '1' } },
         );
         expect(elsewhere.stderr).toBe('');
         expect(elsewhere.status).toBe(0);
@@ -221,7 +220,7 @@ describeWith(
       for (let i = 0; i < 4; i++) {
         // Each start pass has work to do: the killed one may die in the middle of it.
         policy.write(i % 2 === 0 ? HOST_ONLY : EMPTY);
-        const first = startMoat(sandbox, watchArgs);
+        const first = startMoat(lab.sandbox, watchArgs);
         expect(
           await until(() => first.output().stdout.includes('reconciling (start)'), 30_000),
         ).toBe(true);
@@ -230,7 +229,7 @@ describeWith(
         kill9(first.pid, 'process');
         await first.done;
 
-        const second = startMoat(sandbox, watchArgs);
+        const second = startMoat(lab.sandbox, watchArgs);
         const passed = await until(
           () =>
             second.output().stdout.includes('"event":"apply"') ||
