@@ -14,12 +14,16 @@ import { renderPlanText } from '../plan/render-text.js';
 import type { Policy } from '../policy/model.js';
 import type { ApplyOptions } from './apply.js';
 import { readPlanFile } from './commands.js';
-import { changesExit, planFor, withListenerNames, type Context } from './context.js';
+import type { DesiredState } from '../compile/model.js';
+import { diff } from '../plan/diff.js';
+import { changesExit, desiredFor, planFor, withListenerNames, type Context } from './context.js';
 import { TOOL_VERSION } from './version.js';
 
 export interface ApplyOutcome {
   readonly exitCode: number;
   readonly plan: Plan;
+  /** What the host holds now (or should: a cancelled apply): whose counters the metrics show. */
+  readonly desired: DesiredState;
   readonly changed: boolean;
   readonly backend: string;
 }
@@ -44,6 +48,7 @@ export async function applyLocked(
   { host, inventory, live, system: unnamed }: HostRead,
 ): Promise<ApplyOutcome> {
   const system = await withListenerNames(policy, unnamed);
+  const desired = desiredFor(policy, inventory, live, system);
   let plan: Plan;
   if (options.planFile !== undefined) {
     const saved = planFromDocument(await readPlanFile(options.planFile), options.planFile);
@@ -59,20 +64,20 @@ export async function applyLocked(
     }
     // Apply only what moat itself computes now: a saved plan is a confirmation of intent, so
     // a plan file edited by hand (or made for another host state) can never inject a rule.
-    plan = planFor(policy, inventory, live, system);
+    plan = diff(desired, live);
     if (JSON.stringify(plan.steps) !== JSON.stringify(saved.plan.steps)) {
       throw new StalePlanError(
         `the host or its containers changed since ${options.planFile} was made (or the file was edited); nothing was applied. Plan again.`,
       );
     }
   } else {
-    plan = planFor(policy, inventory, live, system);
+    plan = diff(desired, live);
   }
 
   const talk = options.logFormat === 'text' && !options.quiet;
   if (talk) ctx.io.out(renderPlanText(plan, { color: ctx.color }));
   if (isEmptyPlan(plan))
-    return { exitCode: ExitCode.ok, plan, changed: false, backend: host.backend };
+    return { exitCode: ExitCode.ok, plan, desired, changed: false, backend: host.backend };
   if (options.planFile === undefined && !options.autoApprove) {
     if (!ctx.io.interactive) {
       throw new UserError(
@@ -83,7 +88,7 @@ export async function applyLocked(
     const answer = await ctx.io.ask('\nApply these changes? Only "yes" applies: ');
     if (answer.trim() !== 'yes') {
       ctx.io.err('Apply cancelled; nothing was changed.\n');
-      return { exitCode: ExitCode.error, plan, changed: false, backend: host.backend };
+      return { exitCode: ExitCode.error, plan, desired, changed: false, backend: host.backend };
     }
   }
   await applyPlan(
@@ -100,6 +105,7 @@ export async function applyLocked(
   return {
     exitCode: changesExit(true, options.detailedExitcode),
     plan,
+    desired,
     changed: true,
     backend: host.backend,
   };

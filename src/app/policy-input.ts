@@ -9,6 +9,8 @@ import type { Io } from './io.js';
 export interface LoadedPolicy {
   readonly policy: Policy;
   readonly sha256: string;
+  /** The file's text, to find where a rule is when one is shown. */
+  readonly text: string;
 }
 
 export async function loadValidPolicy(file: string, io: Io, color: boolean): Promise<LoadedPolicy> {
@@ -21,5 +23,9 @@ export async function loadValidPolicy(file: string, io: Io, color: boolean): Pro
       'invalid-policy',
     );
   }
-  return { policy: result.policy, sha256: createHash('sha256').update(result.text).digest('hex') };
+  return {
+    policy: result.policy,
+    sha256: createHash('sha256').update(result.text).digest('hex'),
+    text: result.text,
+  };
 }

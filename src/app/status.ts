@@ -1,9 +1,15 @@
-/** `moat status`: Ready, Drifted or Failing, from the run record and a live plan. */
+/**
+ * `moat status`: Ready, Drifted or Failing, from the run record and a live plan; and what
+ * moat's rules dropped, per policy rule, from the kernel's counters.
+ */
 import { ExitCode } from '../core/errors.js';
 import { openLiveHost } from '../host/read-host.js';
+import { diff } from '../plan/diff.js';
+import { dropLines, dropsDocument } from '../plan/drop-words.js';
 import { isEmptyPlan } from '../plan/model.js';
 import { lastWhere, readHistory, type RunRecord } from '../state/runs.js';
-import { planFor, withListenerNames, type Context, type HostOptions } from './context.js';
+import { desiredFor, withListenerNames, type Context, type HostOptions } from './context.js';
+import { policyLocate, readDropReport } from './drop-counters.js';
 import { loadValidPolicy } from './policy-input.js';
 
 export type HostStatus = 'Ready' | 'Drifted' | 'Failing';
@@ -16,14 +22,17 @@ export async function statusCommand(
   const last = history.runs.at(-1);
   const lastSuccess = lastWhere(history, (r) => r.result !== 'failed');
   const lastChange = lastWhere(history, (r) => r.result === 'changed');
-  const { policy } = await loadValidPolicy(options.file, ctx.io, ctx.color);
+  const { policy, text } = await loadValidPolicy(options.file, ctx.io, ctx.color);
   const host = await openLiveHost({ runner: ctx.runner, backend: options.backend, env: ctx.env });
   const [live, inventory, system] = await Promise.all([
     host.readLive(),
     host.readInventory(),
     host.readSystem(),
   ]);
-  const plan = planFor(policy, inventory, live, await withListenerNames(policy, system));
+  const desired = desiredFor(policy, inventory, live, await withListenerNames(policy, system));
+  const plan = diff(desired, live);
+  const drops = await readDropReport(ctx.runner, host.backend, desired);
+  const locate = policyLocate(options.file, text);
   const drift = plan.steps.filter((s) => s.reason === 'drift').length;
   const status: HostStatus =
     last?.result === 'failed' ? 'Failing' : isEmptyPlan(plan) ? 'Ready' : 'Drifted';
@@ -34,6 +43,7 @@ export async function statusCommand(
       last_success: lastSuccess?.time ?? null,
       last_change: lastChange?.time ?? null,
       pending: { steps: plan.steps.length, drift, summary: plan.summary },
+      drops: dropsDocument(drops, locate),
     };
     ctx.io.out(JSON.stringify(doc, null, 2) + '\n');
   } else {
@@ -50,6 +60,7 @@ export async function statusCommand(
             ? 'the host matches the policy'
             : `${plan.steps.length} step(s) pending, ${drift} of them drift (run \`moat plan\`)`
         }`,
+        ...dropLines(drops, locate).map((line, i) => (i === 0 ? `Drops:        ${line}` : line)),
         '',
       ].join('\n'),
     );

@@ -247,6 +247,57 @@ function build(): Command {
     });
 
   program
+    .command('drops')
+    .description(
+      "what moat's rules dropped: counters per policy rule, or logged drops read back to the rule",
+    )
+    .addOption(fileOption())
+    .addOption(backendOption())
+    .option('--line <text>', 'explain one line moat logged (ulogd2 LOGEMU or JSON)')
+    .option('--log <file>', 'explain every line moat logged in this file (- for standard input)')
+    .option('--follow', 'with --log FILE: keep reading as the log grows (Ctrl-C stops)')
+    .option('--json', 'as JSON (one object per logged line)')
+    .action(
+      async (o: {
+        file: string;
+        backend: 'auto';
+        line?: string;
+        log?: string;
+        follow?: boolean;
+        json?: boolean;
+      }) => {
+        if (o.follow === true && (o.log === undefined || o.log === '-'))
+          throw new MoatError('--follow needs --log FILE', { code: 'usage' });
+        // Following ends on SIGINT/SIGTERM like tail -f, with exit 0; otherwise signals kill.
+        const stop = new AbortController();
+        const onSignal = (): void => {
+          stop.abort();
+        };
+        const follow = o.follow === true;
+        if (follow) {
+          process.on('SIGTERM', onSignal);
+          process.on('SIGINT', onSignal);
+        }
+        const { dropsCommand } = await import('../app/drops.js');
+        try {
+          exitCode = await dropsCommand(context(program), {
+            file: o.file,
+            backend: o.backend,
+            json: o.json === true,
+            follow,
+            ...(o.line === undefined ? {} : { line: o.line }),
+            ...(o.log === undefined ? {} : { log: o.log }),
+            stdin: process.stdin,
+            signal: stop.signal,
+          });
+        } finally {
+          process.off('SIGTERM', onSignal);
+          process.off('SIGINT', onSignal);
+        }
+      },
+    );
+
+  program
     .command('init')
     .description("write a firewall.yaml that reproduces the running containers' exposure today")
     .option('--out <file>', 'write to this file instead of standard output')

@@ -152,6 +152,12 @@ function ruleMatches(spec: string, packet: PathPacket, source: string): Test {
         result = w[i + 2] === 'src' ? `set:${value}` === source : 'unknown';
         i += 2;
         break;
+      case '--limit':
+      case '--limit-burst':
+        // A rate limit only thins what a non-terminating rule (moat's NFLOG) sees.
+        result = true;
+        i++;
+        break;
       case '--physdev-is-bridged':
         result = false;
         break;
