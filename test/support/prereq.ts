@@ -15,7 +15,9 @@ export type Prerequisite =
   | 'busybox'
   | 'curl'
   | 'systemd-analyze'
-  | 'ansible-playbook';
+  | 'ansible-playbook'
+  | 'ulogd'
+  | 'hping3';
 
 const COMMANDS: Record<Exclude<Prerequisite, 'root'>, string> = {
   iptables: 'iptables-nft-restore',
@@ -27,6 +29,8 @@ const COMMANDS: Record<Exclude<Prerequisite, 'root'>, string> = {
   curl: 'curl',
   'systemd-analyze': 'systemd-analyze',
   'ansible-playbook': 'ansible-playbook',
+  ulogd: 'ulogd',
+  hping3: 'hping3',
 };
 
 function hasCommand(name: string): boolean {
