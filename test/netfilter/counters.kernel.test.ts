@@ -16,7 +16,6 @@ import { compile } from '../../src/compile/compile.js';
 import { hostFacts } from '../../src/compile/host-facts.js';
 import type { DesiredState } from '../../src/compile/model.js';
 import { readRuleCounters } from '../../src/netfilter/counters.js';
-import type { IptablesBackend } from '../../src/netfilter/model.js';
 import { readLiveNetfilter } from '../../src/netfilter/read.js';
 import { diff } from '../../src/plan/diff.js';
 import { dropChains, dropReport } from '../../src/plan/drops.js';
