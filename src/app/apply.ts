@@ -46,7 +46,7 @@ async function dropsAfter(
 ): Promise<DropReport | undefined> {
   try {
     const { readDropReport } = await import('./drop-counters.js');
-    return await readDropReport(read.host.runner, read.host.backend, outcome.desired);
+    return await readDropReport(read.host.runner, read.host.backend, outcome.desired, read.live);
   } catch (error) {
     ctx.io.err(`moat: warning: could not read drop counters: ${(error as Error).message}\n`);
     return undefined;

@@ -5,21 +5,42 @@
 import type { DesiredState } from '../compile/model.js';
 import type { CommandRunner } from '../core/runner.js';
 import { readRuleCounters } from '../netfilter/counters.js';
-import type { IptablesBackend } from '../netfilter/model.js';
+import type { IptablesBackend, LiveNetfilter } from '../netfilter/model.js';
+import type { Family } from '../policy/model.js';
 import { dropChains, dropReport, type DropReport } from '../plan/drops.js';
 import type { Locate } from '../plan/drop-words.js';
 import { locatorFor } from '../policy/locate.js';
 
-/** Reads the counters of moat's DROP rules in both families (at once) and maps them. */
+/** Rules of a family's filter table as last read: what decides how counters are read. */
+function tableRules(live: LiveNetfilter | undefined, family: Family): number | undefined {
+  const chains = live?.rulesets[family].tables.get('filter')?.chains;
+  if (chains === undefined) return undefined;
+  let rules = 0;
+  for (const chain of chains.values()) rules += chain.rules.length;
+  return rules;
+}
+
+/**
+ * Reads the counters of moat's DROP rules in both families (at once) and maps them. `live`, the
+ * host as last read, lets a small table be listed at once rather than chain by chain.
+ */
 export async function readDropReport(
   runner: CommandRunner,
   backend: IptablesBackend,
   desired: DesiredState,
+  live?: LiveNetfilter,
 ): Promise<DropReport> {
-  const [ipv4, ipv6] = await Promise.all([
-    readRuleCounters(runner, backend, 'ipv4', dropChains(desired, 'ipv4')),
-    readRuleCounters(runner, backend, 'ipv6', dropChains(desired, 'ipv6')),
-  ]);
+  const read = (family: Family) => {
+    const rules = tableRules(live, family);
+    return readRuleCounters(
+      runner,
+      backend,
+      family,
+      dropChains(desired, family),
+      rules === undefined ? {} : { tableRules: rules },
+    );
+  };
+  const [ipv4, ipv6] = await Promise.all([read('ipv4'), read('ipv6')]);
   return dropReport(desired, { ipv4, ipv6 });
 }
 

@@ -117,7 +117,7 @@ export async function dropsCommand(ctx: Context, options: DropsOptions): Promise
     return ExitCode.ok;
   }
   if (options.log !== undefined) return explainLog(ctx, options, explainer);
-  const report = await readDropReport(host.runner, host.backend, desired);
+  const report = await readDropReport(host.runner, host.backend, desired, live);
   ctx.io.out(
     options.json
       ? JSON.stringify(dropsDocument(report, locate), null, 2) + '\n'

@@ -31,7 +31,7 @@ export async function statusCommand(
   ]);
   const desired = desiredFor(policy, inventory, live, await withListenerNames(policy, system));
   const plan = diff(desired, live);
-  const drops = await readDropReport(ctx.runner, host.backend, desired);
+  const drops = await readDropReport(ctx.runner, host.backend, desired, live);
   const locate = policyLocate(options.file, text);
   const drift = plan.steps.filter((s) => s.reason === 'drift').length;
   const status: HostStatus =

@@ -2,7 +2,8 @@
  * Read the kernel's counters of moat's rules in some chains of one family's filter table.
  *
  * nft: each chain is listed alone with `iptables-nft -S CHAIN -v` (a few ms however large the
- * ruleset; the whole table costs as much as reading it, 0.15 s at 50,000 rules). legacy: one
+ * ruleset; the whole table costs as much as reading it, 0.15 s at 50,000 rules), unless the
+ * table is small enough that one listing of it is cheaper. legacy: one
  * chain costs the whole table, so the table is saved once with `iptables-legacy-save -c`, which
  * takes no xtables lock (docs/how-it-works.md measures both). A chain that does not exist has no
  * counters.
@@ -35,16 +36,36 @@ async function listChainCounters(
   return parseCounters(result.stdout, new Set([chain]));
 }
 
-/** Counters of every moat rule in the named chains (missing chains contribute nothing). */
+/** The whole filter table listed with counters, on nft: cheaper than many chains of a small table. */
+async function listTableCounters(
+  runner: CommandRunner,
+  family: Family,
+  chains: ReadonlySet<string>,
+): Promise<RuleCounters[]> {
+  const listed = await runChecked(runner, iptablesFor('nft', family), ['-t', 'filter', '-S', '-v']);
+  return parseCounters(listed.stdout, chains);
+}
+
+// As in read.ts: one chain listed alone costs about what 500 rules of a whole-table listing do.
+const RULES_PER_CHAIN_LISTING = 500;
+
+/**
+ * Counters of every moat rule in the named chains (missing chains contribute nothing).
+ * `tableRules`, the rules the family's filter table held when last read, decides on nft whether
+ * the chains are listed one by one (default) or the table at once.
+ */
 export async function readRuleCounters(
   runner: CommandRunner,
   backend: IptablesBackend,
   family: Family,
   chains: readonly string[],
+  options?: { tableRules?: number },
 ): Promise<RuleCounters[]> {
   const unique = [...new Set(chains)];
   if (unique.length === 0) return [];
   if (backend === 'nft') {
+    if (unique.length * RULES_PER_CHAIN_LISTING >= (options?.tableRules ?? Infinity))
+      return listTableCounters(runner, family, new Set(unique));
     const lists = await Promise.all(unique.map((c) => listChainCounters(runner, family, c)));
     return lists.flat();
   }

@@ -234,6 +234,25 @@ describe('a logged drop, read back', () => {
     expect(parseLoggedDrop('Dec  1 13:38:59 vm kernel: IN=eth0 SRC=192.0.2.1')).toBeUndefined();
   });
 
+  test('a line exactly as ulogd2 2.0.8’s JSON output writes it (Debian’s ulogd2-json)', () => {
+    const line =
+      '{"timestamp": "2026-12-01T14:06:18.005759", "dvc": "Netfilter", "raw.pktlen": 60, "raw.pktcount": 1, "oob.prefix": "moat-drop 0123456789ab ghost.ingress[0]", "oob.time.sec": 1796133978, "oob.time.usec": 5759, "oob.mark": 0, "oob.ifindex_in": 1, "oob.hook": 1, "raw.mac_len": 14, "oob.family": 2, "oob.protocol": 2048, "raw.label": 0, "raw.type": 772, "raw.mac.addrlen": 6, "ip.protocol": 6, "ip.tos": 0, "ip.ttl": 64, "ip.totlen": 60, "ip.ihl": 5, "ip.csum": 4834, "ip.id": 10712, "ip.fragoff": 16384, "src_port": 50786, "dest_port": 9, "tcp.seq": 3674428595, "tcp.ackseq": 0, "tcp.window": 65495, "tcp.offset": 0, "tcp.reserved": 0, "tcp.urg": 0, "tcp.ack": 0, "tcp.psh": 0, "tcp.rst": 0, "tcp.syn": 1, "tcp.fin": 0, "tcp.res1": 0, "tcp.res2": 0, "tcp.csum": 65072, "oob.in": "lo", "oob.out": "", "src_ip": "127.0.0.1", "dest_ip": "127.0.0.1"}';
+    expect(parseLoggedDrop(line)).toEqual({
+      dropId: '0123456789ab',
+      hint: 'ghost.ingress[0]',
+      packet: {
+        time: '2026-12-01T14:06:18.005759',
+        protocol: 'TCP',
+        source: '127.0.0.1',
+        destination: '127.0.0.1',
+        sourcePort: '50786',
+        destinationPort: '9',
+        in: 'lo',
+        family: 'ipv4',
+      },
+    });
+  });
+
   test('rule titles count from 1', () => {
     expect(ruleTitle(['containers', 'ghost', 'ingress', 0])).toBe('ghost ingress rule 1');
     expect(ruleTitle(['containers', 'api', 'egress', 'deny', 1])).toBe('api egress deny rule 2');
