@@ -31,7 +31,10 @@ export async function statusCommand(
   ]);
   const desired = desiredFor(policy, inventory, live, await withListenerNames(policy, system));
   const plan = diff(desired, live);
-  const drops = await readDropReport(ctx.runner, host.backend, desired, live);
+  // The counters are news, not the verdict: unreadable, they are said so and status goes on.
+  const drops = await readDropReport(ctx.runner, host.backend, desired, live).catch(
+    (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+  );
   const locate = policyLocate(options.file, text);
   const drift = plan.steps.filter((s) => s.reason === 'drift').length;
   const status: HostStatus =
@@ -43,7 +46,8 @@ export async function statusCommand(
       last_success: lastSuccess?.time ?? null,
       last_change: lastChange?.time ?? null,
       pending: { steps: plan.steps.length, drift, summary: plan.summary },
-      drops: dropsDocument(drops, locate),
+      drops: drops instanceof Error ? null : dropsDocument(drops, locate),
+      ...(drops instanceof Error ? { drops_error: drops.message } : {}),
     };
     ctx.io.out(JSON.stringify(doc, null, 2) + '\n');
   } else {
@@ -60,7 +64,10 @@ export async function statusCommand(
             ? 'the host matches the policy'
             : `${plan.steps.length} step(s) pending, ${drift} of them drift (run \`moat plan\`)`
         }`,
-        ...dropLines(drops, locate).map((line, i) => (i === 0 ? `Drops:        ${line}` : line)),
+        ...(drops instanceof Error
+          ? [`unknown: the counters could not be read (${drops.message.split('\n')[0] ?? ''})`]
+          : dropLines(drops, locate)
+        ).map((line, i) => (i === 0 ? `Drops:        ${line}` : line)),
         '',
       ].join('\n'),
     );

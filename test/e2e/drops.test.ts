@@ -11,7 +11,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DockerSandbox, HOST_V4, HOST_V6 } from '../support/docker-sandbox.js';
-import { moat, PolicyDir } from '../support/moat-cli.js';
+import { CLI, moat, PolicyDir } from '../support/moat-cli.js';
 import { describeWith } from '../support/prereq.js';
 import { checkMetrics, promtoolPath } from '../support/promtool.js';
 
@@ -185,6 +185,41 @@ describeWith(
         expect(line).toContain(`dropped by ghost ingress rule 1 (${where}): from [host] only`);
       expect(explained.some((l) => l.includes('TCP 198.51.100.2:'))).toBe(true);
       expect(explained.some((l) => l.includes('TCP [2001:db8:100::2]:'))).toBe(true);
+
+      // Following: a drop logged after the start is read back too; SIGTERM ends it, exit 0.
+      const follow = spawn(
+        'nsenter',
+        [
+          `--net=${sandbox.host.path}`,
+          process.execPath,
+          CLI,
+          'drops',
+          '-f',
+          policy.file,
+          '--log',
+          logFile,
+          '--follow',
+        ],
+        {
+          env: { ...process.env, ...sandbox.env, NO_COLOR: '1' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let followed = '';
+      follow.stdout.setEncoding('utf8').on('data', (chunk: string) => (followed += chunk));
+      const exited = new Promise<number | null>((resolve) => follow.once('exit', resolve));
+      for (let i = 0; i < 100 && followed.split('\n').length <= explained.length; i++)
+        await sleep(100);
+      expect(followed.trim().split('\n')).toHaveLength(explained.length);
+      expect(connect(`http://${HOST_V4}:2368/`)).toBe('000');
+      for (let i = 0; i < 100 && followed.trim().split('\n').length <= explained.length; i++)
+        await sleep(100);
+      follow.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      const later = followed.trim().split('\n').slice(explained.length);
+      expect(later.length).toBeGreaterThan(0);
+      for (const line of later)
+        expect(line).toContain(`dropped by ghost ingress rule 1 (${where})`);
 
       const one = run(['drops', '-f', policy.file, '--line', logged[0] ?? '', '--json']);
       expect(one.status).toBe(0);
