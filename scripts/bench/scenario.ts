@@ -111,7 +111,7 @@ export class Scenario {
     this.env = {
       DOCKER_HOST: `unix://${socketPath}`,
       MOAT_LOCK_FILE: join(dir, 'moat.lock'),
-      MOAT_STATE_DIR: join(dir, 'state'),
+      MOAT_HISTORY_DIR: join(dir, 'state'),
       NO_COLOR: '1',
     };
   }

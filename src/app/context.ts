@@ -13,12 +13,16 @@ import { diff } from '../plan/diff.js';
 import type { Plan } from '../plan/model.js';
 import type { Policy } from '../policy/model.js';
 import type { Io } from './io.js';
+import type { View } from './view.js';
 
 export interface Context {
   readonly io: Io;
   readonly runner: CommandRunner;
   readonly env: Readonly<Record<string, string | undefined>>;
-  readonly color: boolean;
+  /** Text or JSON: chosen once by the CLI. */
+  readonly view: View;
+  /** Reads the host's interfaces and sockets (/proc); tests give a fixed answer. */
+  readonly readSystem?: () => Promise<HostSystem>;
 }
 
 export interface HostOptions {

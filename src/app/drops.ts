@@ -24,10 +24,10 @@ import type { Policy } from '../policy/model.js';
 import { desiredFor, type Context, type HostOptions } from './context.js';
 import { policyLocate, readDropReport } from './drop-counters.js';
 import { loadValidPolicy } from './policy-input.js';
+import { policyName } from './policy-path.js';
 
 export interface DropsOptions extends HostOptions {
   readonly file: string;
-  readonly json: boolean;
   /** One logged line to explain. */
   readonly line?: string;
   /** A log file to explain every moat line of; `-` reads `stdin`. */
@@ -73,7 +73,9 @@ function explainLine(line: string, x: Explainer, json: boolean): string | undefi
   return json ? explanationJson(e, x.locate) : explanationText(e);
 }
 
+/** Lines go out as they are read (a followed log has no end): one per logged drop. */
 async function explainLog(ctx: Context, options: DropsOptions, x: Explainer): Promise<number> {
+  const json = ctx.view.kind !== 'text';
   const { fileLines, streamLines } = await import('../host/log-lines.js');
   const source =
     options.log === '-'
@@ -83,7 +85,7 @@ async function explainLog(ctx: Context, options: DropsOptions, x: Explainer): Pr
           ...(options.signal === undefined ? {} : { signal: options.signal }),
         });
   for await (const line of source) {
-    const out = explainLine(line, x, options.json);
+    const out = explainLine(line, x, json);
     if (out !== undefined) ctx.io.out(`${out}\n`);
   }
   return ExitCode.ok;
@@ -94,8 +96,13 @@ function failNoStdin(): never {
 }
 
 export async function dropsCommand(ctx: Context, options: DropsOptions): Promise<number> {
-  const { policy, text } = await loadValidPolicy(options.file, ctx.io, ctx.color);
-  const host = await openLiveHost({ runner: ctx.runner, backend: options.backend, env: ctx.env });
+  const { policy, text } = await loadValidPolicy(ctx, { file: options.file });
+  const host = await openLiveHost({
+    runner: ctx.runner,
+    backend: options.backend,
+    env: ctx.env,
+    ...(ctx.readSystem === undefined ? {} : { readSystem: ctx.readSystem }),
+  });
   const [live, inventory, system] = await Promise.all([
     host.readLive(),
     host.readInventory(),
@@ -104,24 +111,27 @@ export async function dropsCommand(ctx: Context, options: DropsOptions): Promise
   // The listeners are left out: explaining drops never refuses over a host service.
   const interfaces = system.interfaces === undefined ? {} : { interfaces: system.interfaces };
   const desired = desiredFor(policy, inventory, live, interfaces);
-  const locate = policyLocate(options.file, text);
+  const locate = policyLocate(policyName(options.file), text);
   const explainer: Explainer = { policy, origins: dropOrigins(desired), locate };
   if (options.line !== undefined) {
-    const out = explainLine(options.line, explainer, options.json);
-    if (out === undefined)
+    const drop = parseLoggedDrop(options.line);
+    if (drop === undefined)
       throw new UserError(
         'that line is not one moat logged: it has no `moat-drop <id>` prefix',
         'not-a-drop',
       );
-    ctx.io.out(`${out}\n`);
+    const e = explainDrop(drop, policy, explainer.origins, locate);
+    ctx.view.result(
+      () => `${explanationText(e)}\n`,
+      () => JSON.parse(explanationJson(e, locate)) as unknown,
+    );
     return ExitCode.ok;
   }
   if (options.log !== undefined) return explainLog(ctx, options, explainer);
   const report = await readDropReport(host.runner, host.backend, desired, live);
-  ctx.io.out(
-    options.json
-      ? JSON.stringify(dropsDocument(report, locate), null, 2) + '\n'
-      : dropLines(report, locate).join('\n') + '\n',
+  ctx.view.result(
+    () => dropLines(report, locate).join('\n') + '\n',
+    () => dropsDocument(report, locate),
   );
   return ExitCode.ok;
 }

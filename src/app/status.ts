@@ -1,82 +1,116 @@
 /**
- * `moat status`: Ready, Drifted or Failing, from the run record and a live plan; and what
- * moat's rules dropped, per policy rule, from the kernel's counters.
+ * `moat status`: Ready, Drifted or Failing, from the run history and a plan made now, against
+ * the live host or a snapshot of it. Exit codes: Ready 0, Drifted 2, Failing 5; 1 when moat
+ * could not tell (Docker down, an invalid policy), so a monitor never mistakes one for another.
+ * On a live host it also says what moat's rules dropped, per policy rule (the kernel's counters).
  */
 import { ExitCode } from '../core/errors.js';
-import { openLiveHost } from '../host/read-host.js';
-import { diff } from '../plan/diff.js';
-import { dropLines, dropsDocument } from '../plan/drop-words.js';
-import { isEmptyPlan } from '../plan/model.js';
-import { lastWhere, readHistory, type RunRecord } from '../state/runs.js';
-import { desiredFor, withListenerNames, type Context, type HostOptions } from './context.js';
+import { dropLines, dropsDocument, type Locate } from '../plan/drop-words.js';
+import type { DropReport } from '../plan/drops.js';
+import { isEmptyPlan, type Plan } from '../plan/model.js';
+import { lastWhere, readHistory, type RunHistory, type RunRecord } from '../state/runs.js';
+import type { Context } from './context.js';
 import { policyLocate, readDropReport } from './drop-counters.js';
-import { loadValidPolicy } from './policy-input.js';
+import { makePlan, type PlanSource } from './plan.js';
+import { policyName } from './policy-path.js';
+import { plural } from '../core/words.js';
 
 export type HostStatus = 'Ready' | 'Drifted' | 'Failing';
 
-export async function statusCommand(
-  ctx: Context,
-  options: HostOptions & { file: string; stateDir: string; json: boolean },
-): Promise<number> {
-  const history = await readHistory(options.stateDir);
+const EXIT: Record<HostStatus, number> = {
+  Ready: ExitCode.ok,
+  Drifted: ExitCode.changes,
+  Failing: ExitCode.failing,
+};
+
+export interface StatusOptions extends PlanSource {
+  /** Where runs are recorded (`--history-dir`). */
+  readonly stateDir: string;
+}
+
+/** The counters (live host), why they are missing (unreadable), or nothing (a snapshot). */
+type Drops = DropReport | Error | undefined;
+
+function dropsJson(drops: Drops, locate: Locate): object {
+  if (drops === undefined) return { drops: null };
+  if (drops instanceof Error) return { drops: null, drops_error: drops.message };
+  return { drops: dropsDocument(drops, locate) };
+}
+
+function dropsText(drops: Drops, locate: Locate): string[] {
+  if (drops === undefined) return [];
+  const lines =
+    drops instanceof Error
+      ? [`unknown: the counters could not be read (${drops.message.split('\n')[0] ?? ''})`]
+      : dropLines(drops, locate);
+  return lines.map((line, i) => (i === 0 ? `Drops:        ${line}` : line));
+}
+
+function statusDocument(
+  status: HostStatus,
+  history: RunHistory,
+  plan: Plan,
+  drops: Drops,
+  locate: Locate,
+): unknown {
+  return {
+    status,
+    last_run: history.runs.at(-1) ?? null,
+    last_success: lastWhere(history, (r) => r.result !== 'failed')?.time ?? null,
+    last_change: lastWhere(history, (r) => r.result === 'changed')?.time ?? null,
+    pending: {
+      steps: plan.steps.length,
+      drift: plan.steps.filter((s) => s.reason === 'drift').length,
+      summary: plan.summary,
+    },
+    ...dropsJson(drops, locate),
+  };
+}
+
+function statusText(
+  status: HostStatus,
+  history: RunHistory,
+  plan: Plan,
+  drops: Drops,
+  locate: Locate,
+): string {
   const last = history.runs.at(-1);
   const lastSuccess = lastWhere(history, (r) => r.result !== 'failed');
   const lastChange = lastWhere(history, (r) => r.result === 'changed');
-  const { policy, text } = await loadValidPolicy(options.file, ctx.io, ctx.color);
-  const host = await openLiveHost({ runner: ctx.runner, backend: options.backend, env: ctx.env });
-  const [live, inventory, system] = await Promise.all([
-    host.readLive(),
-    host.readInventory(),
-    host.readSystem(),
-  ]);
-  const desired = desiredFor(policy, inventory, live, await withListenerNames(policy, system));
-  const plan = diff(desired, live);
-  // The counters are news, not the verdict: unreadable, they are said so and status goes on.
-  const drops = await readDropReport(ctx.runner, host.backend, desired, live).catch(
-    (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
-  );
-  const locate = policyLocate(options.file, text);
   const drift = plan.steps.filter((s) => s.reason === 'drift').length;
-  const status: HostStatus =
-    last?.result === 'failed' ? 'Failing' : isEmptyPlan(plan) ? 'Ready' : 'Drifted';
-  if (options.json) {
-    const doc = {
-      status,
-      last_run: last ?? null,
-      last_success: lastSuccess?.time ?? null,
-      last_change: lastChange?.time ?? null,
-      pending: { steps: plan.steps.length, drift, summary: plan.summary },
-      drops: drops instanceof Error ? null : dropsDocument(drops, locate),
-      ...(drops instanceof Error ? { drops_error: drops.message } : {}),
-    };
-    ctx.io.out(JSON.stringify(doc, null, 2) + '\n');
-  } else {
-    const when = (r: RunRecord | undefined): string =>
-      r === undefined ? 'never' : `${r.time} (${r.result}${r.drift ? ', drift repaired' : ''})`;
-    ctx.io.out(
-      [
-        `Status:       ${status}`,
-        `Last run:     ${when(last)}${last?.error === undefined ? '' : `: ${last.error.split('\n')[0] ?? ''}`}`,
-        `Last success: ${lastSuccess?.time ?? 'never'}`,
-        `Last change:  ${when(lastChange)}`,
-        `Now:          ${
-          isEmptyPlan(plan)
-            ? 'the host matches the policy'
-            : `${plan.steps.length} step(s) pending, ${drift} of them drift (run \`moat plan\`)`
-        }`,
-        ...(drops instanceof Error
-          ? [`unknown: the counters could not be read (${drops.message.split('\n')[0] ?? ''})`]
-          : dropLines(drops, locate)
-        ).map((line, i) => (i === 0 ? `Drops:        ${line}` : line)),
-        '',
-      ].join('\n'),
-    );
-  }
-  return status === 'Ready'
-    ? ExitCode.ok
-    : status === 'Drifted'
-      ? ExitCode.changes
-      : ExitCode.error;
+  const when = (r: RunRecord | undefined): string =>
+    r === undefined ? 'never' : `${r.time} (${r.result}${r.drift ? ', drift repaired' : ''})`;
+  const error = last?.error === undefined ? '' : `: ${last.error.split('\n')[0] ?? ''}`;
+  const now = isEmptyPlan(plan)
+    ? 'the host matches the policy'
+    : `${plural(plan.steps.length, 'step')} pending, ${drift} of them drift (run \`moat plan\`)`;
+  return [
+    `Status:       ${status}`,
+    `Last run:     ${when(last)}${error}`,
+    `Last success: ${lastSuccess?.time ?? 'never'}`,
+    `Last change:  ${when(lastChange)}`,
+    `Now:          ${now}`,
+    ...dropsText(drops, locate),
+    '',
+  ].join('\n');
 }
 
-/** `moat init`: a firewall.yaml that reproduces today's exposure, so the first plan is empty. */
+export async function statusCommand(ctx: Context, options: StatusOptions): Promise<number> {
+  const history = await readHistory(options.stateDir);
+  const { plan, policy, desired, live } = await makePlan(ctx, options);
+  const locate = policyLocate(policyName(options.file), policy.text);
+  // The counters are news, not the verdict: unreadable, they are said so and status goes on.
+  const drops: Drops =
+    options.snapshot !== undefined
+      ? undefined
+      : await readDropReport(ctx.runner, live.backend, desired, live).catch((error: unknown) =>
+          error instanceof Error ? error : new Error(String(error)),
+        );
+  const status: HostStatus =
+    history.runs.at(-1)?.result === 'failed' ? 'Failing' : isEmptyPlan(plan) ? 'Ready' : 'Drifted';
+  ctx.view.result(
+    () => statusText(status, history, plan, drops, locate),
+    () => statusDocument(status, history, plan, drops, locate),
+  );
+  return EXIT[status];
+}

@@ -5,7 +5,6 @@
  */
 import { resolveDockerEndpoint } from '../docker/endpoint.js';
 import { followEvents, type DockerEvent } from '../docker/events.js';
-import { MoatError } from '../core/errors.js';
 import { applyCommand, type ApplyOptions } from './apply.js';
 import type { Context } from './context.js';
 
@@ -38,9 +37,7 @@ export async function watchCommand(
 ): Promise<number> {
   const log = (message: string): void => {
     const time = new Date().toISOString();
-    if (options.logFormat === 'json')
-      ctx.io.out(JSON.stringify({ level: 'info', event: 'watch', time, message }) + '\n');
-    else ctx.io.out(`${time} ${message}\n`);
+    ctx.view.event('watch', { time, message }, `${time} ${message}\n`);
   };
   const applyOptions: ApplyOptions = {
     ...options,
@@ -67,8 +64,7 @@ export async function watchCommand(
         try {
           await apply(ctx, applyOptions);
         } catch (error) {
-          const message = error instanceof MoatError ? error.message : String(error);
-          ctx.io.err(`moat watch: apply failed: ${message}\n`);
+          ctx.view.report(error, 'watch: apply failed');
         }
       } while (wantsAgain());
     })().finally(() => {
@@ -102,7 +98,7 @@ export async function watchCommand(
         await stream.ended;
       } catch (error) {
         if (!signal.aborted)
-          ctx.io.err(`moat watch: lost the Docker event stream: ${(error as Error).message}\n`);
+          ctx.view.warn(`watch: lost the Docker event stream: ${(error as Error).message}`);
       } finally {
         signal.removeEventListener('abort', stop);
       }

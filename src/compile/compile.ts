@@ -11,7 +11,8 @@
  *     -i <Docker bridge>    → MOAT-EGRESS     containers' connections: -g MOAT-EGR-… per
  *                                             governed address; `defaults.egress: deny` drops
  *                                             the rest
- *     -o <Docker bridge> ! --ctstate DNAT → MOAT-DIRECT   routed gateway modes, direct access
+ *     -o <Docker bridge> ! --ctstate DNAT → MOAT-DIRECT   routed gateway modes, direct access:
+ *                                             from outside Docker's networks → MOAT-DIRECT-PORTS
  *   INPUT → MOAT-INPUT    traffic to the host itself: containers' egress, and docker-proxy
  *                         (the same port segments as MOAT-INGRESS, keyed on the port)
  * moat only ever RETURNs (hands the packet back to Docker's and the user's rules) or DROPs.
@@ -19,6 +20,7 @@
 import {
   DIGEST_PREFIX,
   DIRECT_CHAIN,
+  DIRECT_PORTS_CHAIN,
   EGRESS_CHAIN,
   FORWARD_CHAIN,
   INGRESS_CHAIN,
@@ -134,7 +136,13 @@ class Compiler {
     return [structural(`-m conntrack --ctorigdst ${LOOPBACK[b.family]} -j DROP`), ...rules];
   }
 
-  private directChain(b: FamilyBuilder): Spec[] {
+  /**
+   * The direct path: MOAT-DIRECT lets traffic from inside Docker's networks go (a container
+   * talking to a neighbour is not ingress; Docker isolates networks from each other), then
+   * MOAT-DIRECT-PORTS holds what comes from outside. Matching on input interfaces, not on
+   * `physdev`, keeps moat from loading br_netfilter on a host that has not.
+   */
+  private directChains(b: FamilyBuilder): { dispatch: Spec[]; ports: Spec[] } {
     const rules: Spec[] = this.ingress.directEntries(b.family).map((e) => {
       const address =
         e.address === undefined ? '' : ` -d ${e.address}/${b.family === 'ipv4' ? 32 : 128}`;
@@ -142,14 +150,18 @@ class Compiler {
       return { spec: `${match} ${b.verdictFor(e.sources, e.origins)}`, origins: e.origins };
     });
     if (this.defaultHost) rules.push({ spec: '-j DROP', origins: [DEFAULTS_INGRESS] });
-    if (rules.length === 0) return [];
-    return [
-      // Traffic inside one Docker network (seen here only with br_netfilter) is not ingress.
-      structural('-m physdev --physdev-is-bridged -j RETURN'),
-      ...this.bridges.exempt.map((i) => structural(`-o ${i} -j RETURN`)),
-      structural(`-p ${ICMP[b.family]} -j RETURN`),
-      ...rules,
-    ];
+    if (rules.length === 0) return { dispatch: [], ports: [] };
+    const { exempt, patterns } = this.bridges;
+    const toPorts = `-g ${DIRECT_PORTS_CHAIN}`;
+    return {
+      dispatch: [
+        ...exempt.map((i) => structural(`-o ${i} -j RETURN`)),
+        ...exempt.map((i) => structural(`-i ${i} ${toPorts}`)),
+        ...patterns.map((p) => structural(`-i ${p} -j RETURN`)),
+        structural(toPorts),
+      ],
+      ports: [structural(`-p ${ICMP[b.family]} -j RETURN`), ...rules],
+    };
   }
 
   private egressChain(b: FamilyBuilder): Spec[] {
@@ -210,7 +222,7 @@ class Compiler {
   private family(family: Family, ipsets: readonly DesiredIpset[]): DesiredFamily {
     const b = new FamilyBuilder(family, this.context);
     const ingress = this.ingressChain(b);
-    const direct = this.directChain(b);
+    const { dispatch: direct, ports: directPorts } = this.directChains(b);
     const egress = this.egressChain(b);
     const inputIngress = this.inputIngress(b);
     if (
@@ -248,7 +260,9 @@ class Compiler {
       owned(INPUT_CHAIN, input),
       ...(ingress.length === 0 ? [] : [owned(INGRESS_CHAIN, ingress)]),
       ...(egress.length === 0 ? [] : [owned(EGRESS_CHAIN, egress)]),
-      ...(direct.length === 0 ? [] : [owned(DIRECT_CHAIN, direct)]),
+      ...(direct.length === 0
+        ? []
+        : [owned(DIRECT_CHAIN, direct), owned(DIRECT_PORTS_CHAIN, directPorts)]),
       ...[...b.derived.entries()]
         .sort(([x], [y]) => x.localeCompare(y))
         .map(([n, s]) => owned(n, s)),

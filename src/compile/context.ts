@@ -34,9 +34,9 @@ export class CompileContext {
     this.publications = rawPublications(inventory);
   }
 
-  warn(code: string, message: string): void {
+  warn(code: string, message: string, level?: 'note'): void {
     if (!this.warnings.some((w) => w.code === code && w.message === message))
-      this.warnings.push({ code, message });
+      this.warnings.push({ code, message, ...(level === undefined ? {} : { level }) });
   }
 
   /** A group's running containers. */

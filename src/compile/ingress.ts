@@ -313,10 +313,9 @@ export function originLabel(origin: RuleOrigin): string {
 export function describeListeners(listeners: readonly Listener[]): string {
   const names = new Set<string>();
   for (const l of listeners) {
-    if (l.owners.length === 0)
-      names.add(`an unknown program (${l.protocol} ${l.address}:${l.port})`);
-    for (const o of l.owners)
-      names.add(`${o.command} (pid ${o.pid}, ${l.protocol} ${l.address}:${l.port})`);
+    const at = `${l.protocol} ${l.address.includes(':') ? `[${l.address}]` : l.address}:${l.port}`;
+    if (l.owners.length === 0) names.add(`an unknown program (${at})`);
+    for (const o of l.owners) names.add(`${o.command} (pid ${o.pid}, ${at})`);
   }
   return [...names].join(', ');
 }

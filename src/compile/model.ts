@@ -110,6 +110,8 @@ export interface EgressTarget {
 export interface PlanWarning {
   readonly code: string;
   readonly message: string;
+  /** `note`: a fact worth saying that needs no action (a port open by the declared default). */
+  readonly level?: 'note';
 }
 
 /** What the plan needs to say a rule's sources in the policy's words. */

@@ -125,6 +125,7 @@ function openByDefault(context: CompileContext, ingress: Ingress): void {
     context.warn(
       'uncovered-port',
       `${[...new Set(names)].join(', ')} publishes ${label}, which no rule names: reachable from anyone (defaults.ingress: allow)`,
+      'note',
     );
   for (const network of context.inventory.networks) {
     for (const family of ['ipv4', 'ipv6'] as const) {

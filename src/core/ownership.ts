@@ -17,6 +17,8 @@ export const INPUT_CHAIN = 'MOAT-INPUT';
 export const INGRESS_CHAIN = 'MOAT-INGRESS';
 /** Connections into a Docker bridge without DNAT (routed gateway modes, direct access). */
 export const DIRECT_CHAIN = 'MOAT-DIRECT';
+/** Of those, the ones from outside Docker's networks: which sources each port admits. */
+export const DIRECT_PORTS_CHAIN = 'MOAT-DIRECT-PORTS';
 /** Connections containers open: which group's egress rules govern each. */
 export const EGRESS_CHAIN = 'MOAT-EGRESS';
 /** Prefixes of the derived chains: allowed sources of ports, one group's egress. */

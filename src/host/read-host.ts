@@ -20,6 +20,8 @@ export interface HostState {
 
 export interface LiveHostOptions {
   readonly runner: CommandRunner;
+  /** How interfaces and sockets are read; /proc unless a test says otherwise. */
+  readonly readSystem?: () => Promise<HostSystem>;
   readonly backend: BackendChoice;
   readonly env: Readonly<Record<string, string | undefined>>;
 }
@@ -42,6 +44,6 @@ export async function openLiveHost(options: LiveHostOptions): Promise<LiveHost> 
     endpoint,
     readLive: () => readLiveNetfilter(options.runner, backend),
     readInventory: () => readInventory(endpoint),
-    readSystem: () => readHostSystem(),
+    readSystem: options.readSystem ?? readHostSystem,
   };
 }

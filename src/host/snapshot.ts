@@ -1,6 +1,6 @@
 /**
  * Snapshots: everything plan needs from a host, as the plain files its tools printed, so a
- * pull-request pipeline can plan for a host it cannot touch (`moat plan --state DIR`).
+ * pull-request pipeline can plan for a host it cannot touch (`moat plan --snapshot DIR`).
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

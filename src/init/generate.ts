@@ -256,12 +256,17 @@ const HEADER = [
   '#   from: [host, ipset:office]    an address set, see `ipsets` in docs/policy.md',
   '#   defaults.ingress: host        ports no rule names, including those of containers',
   '#                                 started later, become reachable from the host only',
-  '# Egress is not restricted yet: add an `egress:` section to a group to limit it.',
+  '# Egress is not restricted yet. The way that holds without moat running is a default of',
+  "# deny (`defaults.egress: deny`), keyed on Docker's bridges, then allow rules per group:",
+  '# a container started or recreated later is held by it from its first packet. (Write an',
+  '# allow rule for your DNS resolver: egress rules cover name lookups too.) Egress limits',
+  '# under `defaults.egress: allow` are keyed on container addresses and lapse for a recreated',
+  '# container until moat applies again.',
   '# `moat validate` checks this file; docs/policy.md describes every key.',
   'version: 1',
   'defaults:',
   '  ingress: allow # ports no rule names stay reachable by anyone, as Docker publishes them',
-  '  egress: allow # containers may send traffic anywhere',
+  '  egress: allow # containers may send traffic anywhere; deny is the fail-closed choice',
 ];
 
 /** A commented firewall.yaml whose first plan on the host `inventory` was read from is empty. */

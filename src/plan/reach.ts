@@ -158,9 +158,6 @@ function ruleMatches(spec: string, packet: PathPacket, source: string): Test {
         result = true;
         i++;
         break;
-      case '--physdev-is-bridged':
-        result = false;
-        break;
       default:
         return 'unknown';
     }

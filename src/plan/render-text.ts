@@ -2,6 +2,7 @@
 import { DIGEST_PREFIX, EGRESS_CHAIN, EGRESS_GROUP_CHAIN_PREFIX } from '../core/ownership.js';
 import { sameReach } from './reach.js';
 import { egressWords, portName, portReachWords } from './words.js';
+import { plural } from '../core/words.js';
 import type { Plan, PlanStep } from './model.js';
 
 export interface TextOptions {
@@ -66,7 +67,9 @@ function stepLines(step: PlanStep, paint: ReturnType<typeof painter>): string[] 
       ];
     case 'create-set':
       return [
-        add(`ipset ${step.set} (${step.type}, ${step.family}, ${step.members.length} members)`),
+        add(
+          `ipset ${step.set} (${step.type}, ${step.family}, ${plural(step.members.length, 'member')})`,
+        ),
         ...step.members.map((m) => `    ${add(m)}`),
       ];
     case 'update-set':
@@ -153,9 +156,16 @@ export function renderPlanText(plan: Plan, options: TextOptions): string {
     for (const step of change) out.push(...stepLines(step, paint).map((l) => `  ${l}`));
     out.push('');
   }
-  if (plan.warnings.length > 0) {
+  const notes = plan.warnings.filter((w) => w.level === 'note');
+  const warnings = plan.warnings.filter((w) => w.level !== 'note');
+  if (notes.length > 0) {
+    out.push(paint('bold', 'Notes:'));
+    for (const w of notes) out.push(`  ${paint('dim', '·')} ${w.message}`);
+    out.push('');
+  }
+  if (warnings.length > 0) {
     out.push(paint('bold', 'Warnings:'));
-    for (const w of plan.warnings) out.push(`  ${paint('yellow', '!')} ${w.message}`);
+    for (const w of warnings) out.push(`  ${paint('yellow', '!')} ${w.message}`);
     out.push('');
   }
   const { add, change: changed, destroy } = plan.summary;

@@ -350,6 +350,13 @@ describe('compile: gateway modes', () => {
     expect(reach(desired, 80, direct('ipv6', 'fd00:30::2'))).toEqual(HOST_ONLY);
     // Keyed on the bridge and the port: the container's next address is held too.
     expect(reach(desired, 80, direct('ipv4', '172.30.0.7'))).toEqual(HOST_ONLY);
+    // What comes from a Docker bridge (a neighbour, another network) is not held here.
+    expect(specs(desired.families.ipv4, 'MOAT-DIRECT')).toEqual([
+      '-i docker0 -j RETURN',
+      '-i br-+ -j RETURN',
+      '-i docker_gwbridge -j RETURN',
+      '-g MOAT-DIRECT-PORTS',
+    ]);
     const pub = desired.publications.find((x) => x.container === 'api');
     expect(pub?.via).toBe('routed');
     expect(pub?.paths.map((x) => [x.family, x.path])).toEqual([

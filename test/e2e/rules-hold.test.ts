@@ -164,7 +164,8 @@ containers:
       );
       const reachable = () => httpStatusIn(sandbox.wan, v4(2222)) !== '000';
       for (let i = 0; i < 50 && !reachable(); i++) await new Promise((r) => setTimeout(r, 100));
-      const before = rulesets(sandbox);
+      const firewall = () => rulesets(sandbox).replace(/^# .*\n/gm, '');
+      const before = firewall();
       const ssh = (extra: string) => `version: 1
 containers:
   ghost:
@@ -179,10 +180,10 @@ ${extra}`;
       );
       expect(refused.status).toBe(1);
       expect(refused.stderr).toMatch(
-        /2222\/tcp is where busybox \(pid \d+, tcp 0\.0\.0\.0:2222\) listens/,
+        /2222\/tcp is where busybox \(pid \d+, tcp (0\.0\.0\.0|\[::\]):2222\) listens/,
       );
       expect(refused.stderr).toContain('restrict_host_services: true');
-      expect(rulesets(sandbox)).toBe(before);
+      expect(firewall()).toBe(before);
       expectReachability(sandbox, [['wan -> host service 2222', true, reachable]]);
 
       applyConverged(sandbox, policy, ssh('        restrict_host_services: true\n'));

@@ -190,6 +190,7 @@ describe('diff', () => {
       ':MOAT-INPUT - [0:0]',
       ':MOAT-INGRESS - [0:0]',
       ':MOAT-DIRECT - [0:0]',
+      ':MOAT-DIRECT-PORTS - [0:0]',
     ]);
     const firstRule = lines.findIndex((l) => l.startsWith('-'));
     expect(Math.max(...declared.map((d) => lines.indexOf(d)))).toBeLessThan(firstRule);

@@ -26,7 +26,7 @@ describe('invalid files: exact messages and locations', () => {
     [
       'only a comment',
       '# nothing\n',
-      ['1:1 error empty the file is empty; a policy starts with `version: 1`'],
+      ['1:1 error empty the file holds only comments; a policy starts with `version: 1`'],
     ],
     [
       'top level is a list',

@@ -68,7 +68,7 @@ export function moat(
   assertBuilt();
   const defaults = {
     NO_COLOR: '1',
-    MOAT_STATE_DIR: join(scratchDir(), 'state'),
+    MOAT_HISTORY_DIR: join(scratchDir(), 'state'),
     MOAT_LOCK_FILE: join(scratchDir(), 'moat.lock'),
   };
   return host.execInHost(process.execPath, [CLI, ...args], { env: { ...defaults, ...env } });

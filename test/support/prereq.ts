@@ -16,6 +16,13 @@ export type Prerequisite =
   | 'curl'
   | 'systemd-analyze'
   | 'ansible-playbook'
+  | 'visudo'
+  | 'dnsmasq'
+  | 'dpkg-deb'
+  | 'lintian'
+  | 'debootstrap'
+  | 'man'
+  | 'zsh'
   | 'ulogd'
   | 'hping3';
 
@@ -29,6 +36,13 @@ const COMMANDS: Record<Exclude<Prerequisite, 'root'>, string> = {
   curl: 'curl',
   'systemd-analyze': 'systemd-analyze',
   'ansible-playbook': 'ansible-playbook',
+  visudo: 'visudo',
+  dnsmasq: 'dnsmasq',
+  'dpkg-deb': 'dpkg-deb',
+  lintian: 'lintian',
+  debootstrap: 'debootstrap',
+  man: 'man',
+  zsh: 'zsh',
   ulogd: 'ulogd',
   hping3: 'hping3',
 };
