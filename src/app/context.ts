@@ -38,6 +38,17 @@ export function planFor(
   return diff(desiredFor(policy, inventory, live, system), live);
 }
 
+/** The plan, and what it aims at: the rules (with their policy origins) the host should hold. */
+export function desiredAndPlan(
+  policy: Policy,
+  inventory: Inventory,
+  live: LiveNetfilter,
+  system: HostSystem = {},
+): { desired: DesiredState; plan: Plan } {
+  const desired = desiredFor(policy, inventory, live, system);
+  return { desired, plan: diff(desired, live) };
+}
+
 /** What moat wants this host to hold: the policy compiled against the host's facts. */
 export function desiredFor(
   policy: Policy,

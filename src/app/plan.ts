@@ -35,16 +35,14 @@ export async function makePlan(ctx: Context, source: PlanSource): Promise<MadePl
   // Read the host while the policy is parsed; the policy's own errors are reported first.
   const reading = readHostState(ctx, source);
   reading.catch(() => undefined);
-  const [{ loadValidPolicy }, { desiredFor, withListenerNames }, { diff }] = await Promise.all([
+  const [{ loadValidPolicy }, { desiredAndPlan, withListenerNames }] = await Promise.all([
     import('./policy-input.js'),
     import('./context.js'),
-    import('../plan/diff.js'),
   ]);
   const policy = await loadValidPolicy(ctx, { file: source.file });
   const { live, inventory, system } = await reading;
   const named = await withListenerNames(policy.policy, system ?? {});
-  const desired = desiredFor(policy.policy, inventory, live, named);
-  return { plan: diff(desired, live), policy, desired, live };
+  return { ...desiredAndPlan(policy.policy, inventory, live, named), policy, live };
 }
 
 /** A word the shell passes through unchanged, quoted when it would not be. */
