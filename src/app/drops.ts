@@ -38,8 +38,8 @@ export interface DropsOptions extends HostOptions {
   readonly signal?: AbortSignal;
 }
 
-function explanationJson(e: DropExplanation, locate: Locate): string {
-  return JSON.stringify({
+function explanationDocument(e: DropExplanation, locate: Locate): object {
+  return {
     time: e.drop.packet.time ?? null,
     packet: e.drop.packet,
     drop_id: e.drop.dropId,
@@ -51,7 +51,7 @@ function explanationJson(e: DropExplanation, locate: Locate): string {
         position: locate(o.path) ?? null,
       })) ?? null,
     explanation: e.words,
-  });
+  };
 }
 
 function explanationText(e: DropExplanation): string {
@@ -70,7 +70,7 @@ function explainLine(line: string, x: Explainer, json: boolean): string | undefi
   const drop = parseLoggedDrop(line);
   if (drop === undefined) return undefined;
   const e = explainDrop(drop, x.policy, x.origins, x.locate);
-  return json ? explanationJson(e, x.locate) : explanationText(e);
+  return json ? JSON.stringify(explanationDocument(e, x.locate)) : explanationText(e);
 }
 
 /** Lines go out as they are read (a followed log has no end): one per logged drop. */
@@ -123,7 +123,7 @@ export async function dropsCommand(ctx: Context, options: DropsOptions): Promise
     const e = explainDrop(drop, policy, explainer.origins, locate);
     ctx.view.result(
       () => `${explanationText(e)}\n`,
-      () => JSON.parse(explanationJson(e, locate)) as unknown,
+      () => explanationDocument(e, locate),
     );
     return ExitCode.ok;
   }
