@@ -4,6 +4,8 @@
  * compiler, differ, renderers: most of its code) is loaded while the reads run, so start-up and
  * reading overlap.
  */
+import type { DesiredState } from '../compile/model.js';
+import type { LiveNetfilter } from '../netfilter/model.js';
 import type { Plan } from '../plan/model.js';
 import type { Context } from './context.js';
 import { readHostState, type HostSource } from './host-state.js';
@@ -23,20 +25,24 @@ export interface PlanOptions extends PlanSource {
 export interface MadePlan {
   readonly plan: Plan;
   readonly policy: LoadedPolicy;
+  /** What the plan aims at: the rules (and their policy origins) the host should hold. */
+  readonly desired: DesiredState;
+  /** The netfilter state the plan was made against (live or a snapshot's). */
+  readonly live: LiveNetfilter;
 }
 
 export async function makePlan(ctx: Context, source: PlanSource): Promise<MadePlan> {
   // Read the host while the policy is parsed; the policy's own errors are reported first.
   const reading = readHostState(ctx, source);
   reading.catch(() => undefined);
-  const [{ loadValidPolicy }, { planFor, withListenerNames }] = await Promise.all([
+  const [{ loadValidPolicy }, { desiredAndPlan, withListenerNames }] = await Promise.all([
     import('./policy-input.js'),
     import('./context.js'),
   ]);
   const policy = await loadValidPolicy(ctx, { file: source.file });
   const { live, inventory, system } = await reading;
   const named = await withListenerNames(policy.policy, system ?? {});
-  return { plan: planFor(policy.policy, inventory, live, named), policy };
+  return { ...desiredAndPlan(policy.policy, inventory, live, named), policy, live };
 }
 
 /** A word the shell passes through unchanged, quoted when it would not be. */

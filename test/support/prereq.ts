@@ -22,7 +22,9 @@ export type Prerequisite =
   | 'lintian'
   | 'debootstrap'
   | 'man'
-  | 'zsh';
+  | 'zsh'
+  | 'ulogd'
+  | 'hping3';
 
 const COMMANDS: Record<Exclude<Prerequisite, 'root'>, string> = {
   iptables: 'iptables-nft-restore',
@@ -41,6 +43,8 @@ const COMMANDS: Record<Exclude<Prerequisite, 'root'>, string> = {
   debootstrap: 'debootstrap',
   man: 'man',
   zsh: 'zsh',
+  ulogd: 'ulogd',
+  hping3: 'hping3',
 };
 
 function hasCommand(name: string): boolean {
