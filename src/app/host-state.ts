@@ -3,6 +3,7 @@
  * API, through the context's runner) or a snapshot directory written by `moat snapshot`.
  */
 import type { Inventory } from '../docker/model.js';
+import type { World } from '../explain/model.js';
 import { openLiveHost, type HostState } from '../host/read-host.js';
 import type { Context, HostOptions } from './context.js';
 
@@ -41,4 +42,17 @@ export async function readContainers(ctx: Context, snapshot?: string): Promise<I
     import('../docker/inventory.js'),
   ]);
   return readInventory(resolveDockerEndpoint(ctx.env));
+}
+
+/** The whole host as the packet-path evaluator reads it: every table, ipsets, Docker, network. */
+export async function readHostWorld(ctx: Context, source: HostSource): Promise<World> {
+  const { readWorldFromHost, readWorldFromSnapshot } = await import('../host/world.js');
+  if (source.snapshot !== undefined) return readWorldFromSnapshot(source.snapshot);
+  const host = await openLiveHost({
+    runner: ctx.runner,
+    backend: source.backend,
+    env: ctx.env,
+    ...(ctx.readSystem === undefined ? {} : { readSystem: ctx.readSystem }),
+  });
+  return readWorldFromHost(host);
 }

@@ -5,6 +5,7 @@
  * reading overlap.
  */
 import type { DesiredState } from '../compile/model.js';
+import { ExitCode } from '../core/errors.js';
 import type { LiveNetfilter } from '../netfilter/model.js';
 import type { Plan } from '../plan/model.js';
 import type { Context } from './context.js';
@@ -51,15 +52,17 @@ function shellWord(word: string): string {
 }
 
 export async function planCommand(ctx: Context, options: PlanOptions): Promise<number> {
-  const [made, { changesExit }, model, json, text, saved] = await Promise.all([
+  const [made, { changesExit }, model, json, text, saved, check] = await Promise.all([
     makePlan(ctx, options),
     import('./context.js'),
     import('../plan/model.js'),
     import('../plan/render-json.js'),
     import('../plan/render-text.js'),
     import('./saved-plan.js'),
+    import('./cross-check.js'),
   ]);
-  const { plan, policy } = made;
+  const { policy } = made;
+  const plan = await check.crossCheckPlan(ctx, options, made.plan);
   if (options.out === '-') {
     // The saved plan is the output: nothing else on stdout.
     await saved.writeSavedPlan(ctx.io, '-', saved.savedPlanText(plan, policy));
@@ -75,6 +78,12 @@ export async function planCommand(ctx: Context, options: PlanOptions): Promise<n
         `\nSaved the plan to ${options.out}; apply exactly it with: moat apply ${shellWord(options.out)}\n`,
       );
     }
+  }
+  if (check.contradicted(plan)) {
+    ctx.view.warn(
+      "the plan's reach is contradicted by the ruleset it leaves (see Contradicted); something outside moat's chains decides those packets",
+    );
+    return ExitCode.error;
   }
   return changesExit(!model.isEmptyPlan(plan), options.detailedExitcode);
 }
