@@ -9,6 +9,13 @@ import type { Plan } from '../plan/model.js';
 import type { Context } from './context.js';
 import { readHostWorld, type HostSource } from './host-state.js';
 
+/** How long plan spends checking, so a host with thousands of ports still plans in seconds. */
+const BUDGET_MS = 1500;
+
+function summarise(ports: readonly string[]): string {
+  return ports.length <= 5 ? ports.join(', ') : `${ports.slice(0, 5).join(', ')}, …`;
+}
+
 /** The plan with the contradictions the evaluator finds added to its warnings. */
 export async function crossCheckPlan(ctx: Context, source: HostSource, plan: Plan): Promise<Plan> {
   if (plan.exposures.length === 0) return plan;
@@ -17,15 +24,25 @@ export async function crossCheckPlan(ctx: Context, source: HostSource, plan: Pla
     import('../explain/after-plan.js'),
     import('../explain/cross-check.js'),
   ]);
-  const found: PlanWarning[] = crossCheck(
+  const deadline = Date.now() + BUDGET_MS;
+  const checked = crossCheck(
     worldAfterPlan(world, plan),
     plan.exposures,
     plan.glossary,
-  ).map((c) => ({
-    code: 'reach-contradiction',
+    () => Date.now() < deadline,
+  );
+  const found: PlanWarning[] = checked.contradictions.map((c) => ({
+    code: c.kind === 'unchecked' ? 'reach-unchecked' : 'reach-contradiction',
     message: contradictionWords(c),
     ...(c.kind === 'open' ? { level: 'error' as const } : {}),
+    ...(c.kind === 'unchecked' ? { level: 'note' as const } : {}),
   }));
+  if (checked.skipped.length > 0)
+    found.push({
+      code: 'reach-unchecked',
+      level: 'note',
+      message: `${checked.skipped.length} of ${plan.exposures.length} published ports were not checked against the whole ruleset within ${BUDGET_MS / 1000} s (those whose words the plan changes and those kept from anyone come first): ${summarise(checked.skipped)}; ask moat explain about one`,
+    });
   if (world.network.sysctl === undefined)
     found.push({
       code: 'reach-unchecked',

@@ -28,7 +28,8 @@ import type { Explanation, Probe, World } from './model.js';
 import { explain, type SourceSpec, type TargetSpec } from './query.js';
 
 export interface Contradiction {
-  readonly kind: 'open' | 'closed';
+  /** `unchecked`: the evaluator could not answer (too many regions, facts missing). */
+  readonly kind: 'open' | 'closed' | 'unchecked';
   readonly family: Family;
   /** `ghost 2368/tcp`. */
   readonly port: string;
@@ -122,7 +123,12 @@ function blocksOf(paths: readonly PathReach[]): Prefix[] {
  * subnets cut it) is probed; a client the plan keeps out that gets in is `open`; a client the
  * plan lets in that a rule drops is `closed` (a client with no route back is not a rule's doing).
  */
-function checkFamily(world: World, port: PortReach, family: Family, glossary: Glossary) {
+function checkFamily(
+  world: World,
+  port: PortReach,
+  family: Family,
+  glossary: Glossary,
+): Contradiction[] {
   const paths = port.paths.filter((p) => p.family === family);
   if (paths.length === 0 || paths.some((p) => p.now.unknown !== undefined)) return [];
   const target: TargetSpec = {
@@ -141,12 +147,16 @@ function checkFamily(world: World, port: PortReach, family: Family, glossary: Gl
     if (address === undefined || isHostAddress(world, address)) return true;
     return paths.some((p) => admits(p.now, address, world));
   };
-  const everywhere = parsePrefix(EVERYWHERE[family]);
-  const probes =
-    everywhere === undefined
-      ? []
-      : probesOf(explain(world, { kind: 'cidr', prefix: everywhere }, target), family);
+  const everywhere = parsePrefix(EVERYWHERE[family]) as Prefix;
+  const answer = explain(world, { kind: 'cidr', prefix: everywhere }, target, {
+    // moat's own rules are what the plan computed; other programs' rules and the blocks this
+    // port admits cut the address space.
+    regions: { foreignOnly: true, extra: blocksOf(paths) },
+  }).answers.find((a) => a.family === family);
+  const probes = answer?.probes ?? [];
   const found: Contradiction[] = [];
+  if (answer !== undefined && probes.length === 0 && answer.note !== undefined)
+    return [{ ...base, kind: 'unchecked', source: 'anyone', found: answer.note }];
   const intruder = probes.find((p) => p.outcome.verdict === 'reachable' && !admitted(p));
   if (intruder !== undefined)
     found.push({
@@ -194,16 +204,42 @@ function checkPort(world: World, port: PortReach, glossary: Glossary): Contradic
 }
 
 /** Every contradiction between the plan's reach sentences and the evaluated ruleset `after`. */
+export interface CrossCheck {
+  readonly contradictions: readonly Contradiction[];
+  /** Ports left unchecked when `keepGoing` said stop (a large host's time budget). */
+  readonly skipped: readonly string[];
+}
+
+/** Ports whose words change first, then ports kept from anyone, then ports open to anyone. */
+function priority(port: PortReach): number {
+  const changed = port.paths.some((p) => JSON.stringify(p.now) !== JSON.stringify(p.was));
+  const restricted = port.paths.some((p) => !p.now.anyone);
+  return (changed ? 0 : 2) + (restricted ? 0 : 1);
+}
+
+/**
+ * Every contradiction between the plan's reach sentences and the evaluated ruleset `after`.
+ * `keepGoing` is asked before each port (the caller's clock: this module reads none).
+ */
 export function crossCheck(
   after: World,
   exposures: readonly PortReach[],
   glossary: Glossary,
-): Contradiction[] {
-  return exposures.flatMap((port) => checkPort(after, port, glossary));
+  keepGoing: () => boolean = () => true,
+): CrossCheck {
+  const ordered = [...exposures].sort((a, b) => priority(a) - priority(b));
+  const contradictions: Contradiction[] = [];
+  for (const [i, port] of ordered.entries()) {
+    if (!keepGoing()) return { contradictions, skipped: ordered.slice(i).map(portName) };
+    contradictions.push(...checkPort(after, port, glossary));
+  }
+  return { contradictions, skipped: [] };
 }
 
 /** One line: `ghost 2368/tcp over IPv4: the plan says host only, yet 198.51.100.7 gets in: …`. */
 export function contradictionWords(c: Contradiction): string {
+  if (c.kind === 'unchecked')
+    return `${c.port} over ${FAMILY_NAME[c.family]}: not checked against the whole ruleset: ${c.found}`;
   const what = c.kind === 'open' ? `${c.source} gets in` : `${c.source} is dropped`;
   return `${c.port} over ${FAMILY_NAME[c.family]}: the plan says ${c.plan}, yet ${what} on the ruleset after the plan: ${c.found}`;
 }
