@@ -6,7 +6,7 @@
 import { dirname } from 'node:path';
 import { UserError } from '../core/errors.js';
 import { withLock } from '../host/lock.js';
-import { openLiveHost } from '../host/read-host.js';
+import { openHost } from './host-state.js';
 import type { DropReport } from '../plan/drops.js';
 import { renderMetrics } from '../state/metrics.js';
 import { readHistory, recordRun, writeAtomically, type RunRecord } from '../state/runs.js';
@@ -168,12 +168,7 @@ export async function applyCommand(ctx: Context, options: ApplyOptions): Promise
 
 /** One read of the host, taken under the lock: the plan and the staleness check both use it. */
 async function readHost(ctx: Context, options: ApplyOptions): Promise<HostRead> {
-  const host = await openLiveHost({
-    runner: ctx.runner,
-    backend: options.backend,
-    env: ctx.env,
-    ...(ctx.readSystem === undefined ? {} : { readSystem: ctx.readSystem }),
-  });
+  const host = await openHost(ctx, options.backend);
   const [inventory, live, system] = await Promise.all([
     host.readInventory(),
     host.readLive(),

@@ -8,7 +8,7 @@
 import type { Readable } from 'node:stream';
 import type { RuleOrigin } from '../compile/model.js';
 import { ExitCode, UserError } from '../core/errors.js';
-import { openLiveHost } from '../host/read-host.js';
+import { openHost } from './host-state.js';
 import {
   dropLines,
   dropOrigins,
@@ -97,12 +97,7 @@ function failNoStdin(): never {
 
 export async function dropsCommand(ctx: Context, options: DropsOptions): Promise<number> {
   const { policy, text } = await loadValidPolicy(ctx, { file: options.file });
-  const host = await openLiveHost({
-    runner: ctx.runner,
-    backend: options.backend,
-    env: ctx.env,
-    ...(ctx.readSystem === undefined ? {} : { readSystem: ctx.readSystem }),
-  });
+  const host = await openHost(ctx, options.backend);
   const [live, inventory, system] = await Promise.all([
     host.readLive(),
     host.readInventory(),

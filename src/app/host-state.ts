@@ -4,7 +4,7 @@
  */
 import type { Inventory } from '../docker/model.js';
 import type { World } from '../explain/model.js';
-import { openLiveHost, type HostState } from '../host/read-host.js';
+import { openLiveHost, type HostState, type LiveHost } from '../host/read-host.js';
 import type { Context, HostOptions } from './context.js';
 
 export interface HostSource extends HostOptions {
@@ -17,18 +17,23 @@ export async function readHostState(ctx: Context, source: HostSource): Promise<H
     const { readSnapshot } = await import('../host/snapshot.js');
     return readSnapshot(source.snapshot);
   }
-  const host = await openLiveHost({
-    runner: ctx.runner,
-    backend: source.backend,
-    env: ctx.env,
-    ...(ctx.readSystem === undefined ? {} : { readSystem: ctx.readSystem }),
-  });
+  const host = await openHost(ctx, source.backend);
   const [live, inventory, system] = await Promise.all([
     host.readLive(),
     host.readInventory(),
     host.readSystem(),
   ]);
   return { live, inventory, system };
+}
+
+/** The live host, read through the context's runner (and its fixed /proc facts in tests). */
+export function openHost(ctx: Context, backend: HostOptions['backend']): Promise<LiveHost> {
+  return openLiveHost({
+    runner: ctx.runner,
+    backend,
+    env: ctx.env,
+    ...(ctx.readSystem === undefined ? {} : { readSystem: ctx.readSystem }),
+  });
 }
 
 /** Only the containers: from the Docker API, or from a snapshot. */
@@ -48,11 +53,5 @@ export async function readContainers(ctx: Context, snapshot?: string): Promise<I
 export async function readHostWorld(ctx: Context, source: HostSource): Promise<World> {
   const { readWorldFromHost, readWorldFromSnapshot } = await import('../host/world.js');
   if (source.snapshot !== undefined) return readWorldFromSnapshot(source.snapshot);
-  const host = await openLiveHost({
-    runner: ctx.runner,
-    backend: source.backend,
-    env: ctx.env,
-    ...(ctx.readSystem === undefined ? {} : { readSystem: ctx.readSystem }),
-  });
-  return readWorldFromHost(host);
+  return readWorldFromHost(await openHost(ctx, source.backend));
 }
