@@ -33,6 +33,9 @@ ip -n "$ns" link add moat0 type veth peer name moat1
 ip -n "$ns" addr add 198.51.100.1/24 dev moat0
 ip -n "$ns" addr add 2001:db8:100::1/64 dev moat0 nodad
 ip -n "$ns" link set moat0 up
+# A default route, as a real host has: the evaluator's "anyone" needs a way back.
+ip -n "$ns" route add default via 198.51.100.254 dev moat0 onlink
+ip -n "$ns" -6 route add default via 2001:db8:100::fffe dev moat0 onlink
 ip netns exec "$ns" ipset create office-vpn hash:net family inet
 ip netns exec "$ns" ipset add office-vpn 192.0.2.0/28
 

@@ -11,7 +11,8 @@ import type { LiveNetfilter } from '../netfilter/model.js';
 import { isEmptyPlan, type Plan } from '../plan/model.js';
 import { renderPlanText } from '../plan/render-text.js';
 import type { ApplyOptions } from './apply-options.js';
-import { changesExit, planFor, withListenerNames, type Context } from './context.js';
+import type { DesiredState } from '../compile/model.js';
+import { changesExit, desiredAndPlan, planFor, withListenerNames, type Context } from './context.js';
 import type { LoadedPolicy } from './policy-input.js';
 import { policyName } from './policy-path.js';
 import type { SavedPlan } from './saved-plan.js';
@@ -20,6 +21,8 @@ import { TOOL_VERSION } from './version.js';
 export interface ApplyOutcome {
   readonly exitCode: number;
   readonly plan: Plan;
+  /** What the host holds now (or should: a cancelled apply): whose counters the metrics show. */
+  readonly desired: DesiredState;
   readonly changed: boolean;
   readonly backend: string;
 }
@@ -46,9 +49,9 @@ function currentPlan(
   policy: LoadedPolicy,
   saved: SavedPlan | undefined,
   { inventory, live, system }: HostRead,
-): Plan {
-  const plan = planFor(policy.policy, inventory, live, system);
-  if (saved === undefined) return plan;
+): { plan: Plan; desired: DesiredState } {
+  const { desired, plan } = desiredAndPlan(policy.policy, inventory, live, system);
+  if (saved === undefined) return { plan, desired };
   if (saved.origin.policySha256 !== policy.sha256) {
     throw new StalePlanError(
       `${policyName(policy.path)} changed since ${saved.name} was made; nothing was applied. Plan again.`,
@@ -64,7 +67,7 @@ function currentPlan(
       `the host or its containers changed since ${saved.name} was made (or the file was edited); nothing was applied. Plan again.`,
     );
   }
-  return plan;
+  return { plan, desired };
 }
 
 /** Asks on a terminal unless approved already; false when the answer is not "yes". */
@@ -89,11 +92,12 @@ export async function applyLocked(
 ): Promise<ApplyOutcome> {
   const read = { ...raw, system: await withListenerNames(policy.policy, raw.system) };
   const { host, inventory, live } = read;
-  const plan = currentPlan(policy, saved, read);
+  const { plan, desired } = currentPlan(policy, saved, read);
   if (!options.quiet) ctx.view.note(renderPlanText(plan, { color: ctx.view.color }));
   const outcome = (exitCode: number, changed: boolean): ApplyOutcome => ({
     exitCode,
     plan,
+    desired,
     changed,
     backend: host.backend,
   });

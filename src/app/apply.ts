@@ -6,7 +6,8 @@
 import { dirname } from 'node:path';
 import { UserError } from '../core/errors.js';
 import { withLock } from '../host/lock.js';
-import { openLiveHost } from '../host/read-host.js';
+import { openHost } from './host-state.js';
+import type { DropReport } from '../plan/drops.js';
 import { renderMetrics } from '../state/metrics.js';
 import { readHistory, recordRun, writeAtomically, type RunRecord } from '../state/runs.js';
 import type { ApplyOutcome, HostRead } from './apply-locked.js';
@@ -29,16 +30,37 @@ async function gitRevision(ctx: Context, path: string): Promise<string | undefin
   }
 }
 
+/** The counters of the rules the host holds after the run, for the metrics file. */
+async function dropsAfter(
+  ctx: Context,
+  read: HostRead,
+  outcome: ApplyOutcome,
+): Promise<DropReport | undefined> {
+  try {
+    const { readDropReport } = await import('./drop-counters.js');
+    return await readDropReport(read.host.runner, read.host.backend, outcome.desired, read.live);
+  } catch (error) {
+    ctx.view.warn(`could not read drop counters: ${(error as Error).message}`);
+    return undefined;
+  }
+}
+
 /** Records the run and refreshes the metrics file; a failure here never fails the apply. */
-async function remember(ctx: Context, options: ApplyOptions, record: RunRecord): Promise<void> {
+async function remember(
+  ctx: Context,
+  options: ApplyOptions,
+  record: RunRecord,
+  drops?: DropReport,
+): Promise<void> {
   try {
     await recordRun(options.stateDir, record);
     if (options.metricsFile !== undefined) {
       const history = await readHistory(options.stateDir);
-      const metrics = renderMetrics(history, {
-        version: TOOL_VERSION,
-        backend: record.backend ?? 'unknown',
-      });
+      const metrics = renderMetrics(
+        history,
+        { version: TOOL_VERSION, backend: record.backend ?? 'unknown' },
+        drops,
+      );
       await writeAtomically(options.metricsFile, metrics);
     }
   } catch (error) {
@@ -117,8 +139,10 @@ export async function applyCommand(ctx: Context, options: ApplyOptions): Promise
     const { saved, policy } = inputs;
     const revision = early ?? gitRevision(ctx, policy.path);
     let outcome: ApplyOutcome;
+    let read: HostRead;
     try {
-      outcome = await (await locked).applyLocked(ctx, options, policy, saved, await reading);
+      read = await reading;
+      outcome = await (await locked).applyLocked(ctx, options, policy, saved, read);
     } catch (error) {
       await remember(ctx, options, failed(error, policy.sha256));
       throw error;
@@ -134,7 +158,9 @@ export async function applyCommand(ctx: Context, options: ApplyOptions): Promise
       drift: outcome.changed && outcome.plan.steps.some((step) => step.reason === 'drift'),
       backend: outcome.backend,
     };
-    await remember(ctx, options, record);
+    const drops =
+      options.metricsFile === undefined ? undefined : await dropsAfter(ctx, read, outcome);
+    await remember(ctx, options, record, drops);
     ctx.view.event('apply', { ...record });
     return outcome.exitCode;
   });
@@ -142,12 +168,7 @@ export async function applyCommand(ctx: Context, options: ApplyOptions): Promise
 
 /** One read of the host, taken under the lock: the plan and the staleness check both use it. */
 async function readHost(ctx: Context, options: ApplyOptions): Promise<HostRead> {
-  const host = await openLiveHost({
-    runner: ctx.runner,
-    backend: options.backend,
-    env: ctx.env,
-    ...(ctx.readSystem === undefined ? {} : { readSystem: ctx.readSystem }),
-  });
+  const host = await openHost(ctx, options.backend);
   const { inventory, live, system } = await host.readState();
   return { host, inventory, live, system: system ?? {} };
 }

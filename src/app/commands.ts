@@ -4,7 +4,7 @@
  * modules.
  */
 import { ExitCode } from '../core/errors.js';
-import { openLiveHost } from '../host/read-host.js';
+import { openHost } from './host-state.js';
 import { writeSnapshot } from '../host/snapshot.js';
 import { planDocument } from '../plan/render-json.js';
 import { renderPlanText } from '../plan/render-text.js';
@@ -27,12 +27,7 @@ export async function snapshotCommand(
   ctx: Context,
   options: HostOptions & { out: string },
 ): Promise<number> {
-  const host = await openLiveHost({
-    runner: ctx.runner,
-    backend: options.backend,
-    env: ctx.env,
-    ...(ctx.readSystem === undefined ? {} : { readSystem: ctx.readSystem }),
-  });
+  const host = await openHost(ctx, options.backend);
   const meta = await writeSnapshot(options.out, host, TOOL_VERSION);
   const docker =
     meta.docker_version === undefined

@@ -1,5 +1,6 @@
 /** What every use case behind the CLI gets, and the one way they all plan. */
 import { compile } from '../compile/compile.js';
+import type { DesiredState } from '../compile/model.js';
 import { hostFacts } from '../compile/host-facts.js';
 import { portsNamedBy } from '../compile/ingress.js';
 import type { HostSystem } from '../host/system.js';
@@ -35,8 +36,28 @@ export function planFor(
   live: LiveNetfilter,
   system: HostSystem = {},
 ): Plan {
-  const plan = diff(compile(policy, inventory, hostFacts(live, system)), live);
-  return withDockerFirewall(plan, inventory.daemon, live);
+  return desiredAndPlan(policy, inventory, live, system).plan;
+}
+
+/** The plan, and what it aims at: the rules (with their policy origins) the host should hold. */
+export function desiredAndPlan(
+  policy: Policy,
+  inventory: Inventory,
+  live: LiveNetfilter,
+  system: HostSystem = {},
+): { desired: DesiredState; plan: Plan } {
+  const desired = desiredFor(policy, inventory, live, system);
+  return { desired, plan: withDockerFirewall(diff(desired, live), inventory.daemon, live) };
+}
+
+/** What moat wants this host to hold: the policy compiled against the host's facts. */
+export function desiredFor(
+  policy: Policy,
+  inventory: Inventory,
+  live: LiveNetfilter,
+  system: HostSystem = {},
+): DesiredState {
+  return compile(policy, inventory, hostFacts(live, system));
 }
 
 /**

@@ -18,27 +18,15 @@ import {
 } from '../explain/render.js';
 import { renderTestReport, runTests, testReportDocument } from '../explain/run-tests.js';
 import { parseTestsFile } from '../explain/tests-file.js';
-import { openLiveHost } from '../host/read-host.js';
-import { readWorldFromHost, readWorldFromSnapshot } from '../host/world.js';
 import { diff } from '../plan/diff.js';
 import type { Family } from '../policy/model.js';
 import type { Context, HostOptions } from './context.js';
+import { readHostWorld } from './host-state.js';
 import { loadValidPolicy } from './policy-input.js';
 
 interface WorldOptions extends HostOptions {
   readonly file: string;
   readonly snapshot?: string;
-}
-
-async function readWorld(ctx: Context, options: WorldOptions): Promise<World> {
-  if (options.snapshot !== undefined) return readWorldFromSnapshot(options.snapshot);
-  const host = await openLiveHost({
-    runner: ctx.runner,
-    backend: options.backend,
-    env: ctx.env,
-    ...(ctx.readSystem === undefined ? {} : { readSystem: ctx.readSystem }),
-  });
-  return readWorldFromHost(host);
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -60,7 +48,7 @@ async function prepare(
   options: WorldOptions,
   afterPlan: boolean,
 ): Promise<{ world: World; origins: OriginLookup | undefined }> {
-  const reading = readWorld(ctx, options);
+  const reading = readHostWorld(ctx, options);
   reading.catch(() => undefined);
   const wantPolicy = afterPlan || (await exists(options.file));
   const loaded = wantPolicy ? await loadValidPolicy(ctx, { file: options.file }) : undefined;

@@ -3,7 +3,8 @@
  * API, through the context's runner) or a snapshot directory written by `moat snapshot`.
  */
 import type { Inventory } from '../docker/model.js';
-import { openLiveHost, type HostState } from '../host/read-host.js';
+import type { World } from '../explain/model.js';
+import { openLiveHost, type HostState, type LiveHost } from '../host/read-host.js';
 import type { Context, HostOptions } from './context.js';
 
 export interface HostSource extends HostOptions {
@@ -16,13 +17,17 @@ export async function readHostState(ctx: Context, source: HostSource): Promise<H
     const { readSnapshot } = await import('../host/snapshot.js');
     return readSnapshot(source.snapshot);
   }
-  const host = await openLiveHost({
+  return (await openHost(ctx, source.backend)).readState();
+}
+
+/** The live host, read through the context's runner (and its fixed /proc facts in tests). */
+export function openHost(ctx: Context, backend: HostOptions['backend']): Promise<LiveHost> {
+  return openLiveHost({
     runner: ctx.runner,
-    backend: source.backend,
+    backend,
     env: ctx.env,
     ...(ctx.readSystem === undefined ? {} : { readSystem: ctx.readSystem }),
   });
-  return host.readState();
 }
 
 /** Only the containers: from the Docker API, or from a snapshot. */
@@ -36,4 +41,11 @@ export async function readContainers(ctx: Context, snapshot?: string): Promise<I
     import('../docker/inventory.js'),
   ]);
   return readInventory(resolveDockerEndpoint(ctx.env));
+}
+
+/** The whole host as the packet-path evaluator reads it: every table, ipsets, Docker, network. */
+export async function readHostWorld(ctx: Context, source: HostSource): Promise<World> {
+  const { readWorldFromHost, readWorldFromSnapshot } = await import('../host/world.js');
+  if (source.snapshot !== undefined) return readWorldFromSnapshot(source.snapshot);
+  return readWorldFromHost(await openHost(ctx, source.backend));
 }

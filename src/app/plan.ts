@@ -4,6 +4,9 @@
  * compiler, differ, renderers: most of its code) is loaded while the reads run, so start-up and
  * reading overlap.
  */
+import type { DesiredState } from '../compile/model.js';
+import { ExitCode } from '../core/errors.js';
+import type { LiveNetfilter } from '../netfilter/model.js';
 import type { Plan } from '../plan/model.js';
 import type { Context } from './context.js';
 import { readHostState, type HostSource } from './host-state.js';
@@ -23,20 +26,24 @@ export interface PlanOptions extends PlanSource {
 export interface MadePlan {
   readonly plan: Plan;
   readonly policy: LoadedPolicy;
+  /** What the plan aims at: the rules (and their policy origins) the host should hold. */
+  readonly desired: DesiredState;
+  /** The netfilter state the plan was made against (live or a snapshot's). */
+  readonly live: LiveNetfilter;
 }
 
 export async function makePlan(ctx: Context, source: PlanSource): Promise<MadePlan> {
   // Read the host while the policy is parsed; the policy's own errors are reported first.
   const reading = readHostState(ctx, source);
   reading.catch(() => undefined);
-  const [{ loadValidPolicy }, { planFor, withListenerNames }] = await Promise.all([
+  const [{ loadValidPolicy }, { desiredAndPlan, withListenerNames }] = await Promise.all([
     import('./policy-input.js'),
     import('./context.js'),
   ]);
   const policy = await loadValidPolicy(ctx, { file: source.file });
   const { live, inventory, system } = await reading;
   const named = await withListenerNames(policy.policy, system ?? {});
-  return { plan: planFor(policy.policy, inventory, live, named), policy };
+  return { ...desiredAndPlan(policy.policy, inventory, live, named), policy, live };
 }
 
 /** A word the shell passes through unchanged, quoted when it would not be. */
@@ -45,15 +52,17 @@ function shellWord(word: string): string {
 }
 
 export async function planCommand(ctx: Context, options: PlanOptions): Promise<number> {
-  const [made, { changesExit }, model, json, text, saved] = await Promise.all([
+  const [made, { changesExit }, model, json, text, saved, check] = await Promise.all([
     makePlan(ctx, options),
     import('./context.js'),
     import('../plan/model.js'),
     import('../plan/render-json.js'),
     import('../plan/render-text.js'),
     import('./saved-plan.js'),
+    import('./cross-check.js'),
   ]);
-  const { plan, policy } = made;
+  const { policy } = made;
+  const plan = await check.crossCheckPlan(ctx, options, made.plan);
   if (options.out === '-') {
     // The saved plan is the output: nothing else on stdout.
     await saved.writeSavedPlan(ctx.io, '-', saved.savedPlanText(plan, policy));
@@ -69,6 +78,12 @@ export async function planCommand(ctx: Context, options: PlanOptions): Promise<n
         `\nSaved the plan to ${options.out}; apply exactly it with: moat apply ${shellWord(options.out)}\n`,
       );
     }
+  }
+  if (check.contradicted(plan)) {
+    ctx.view.warn(
+      "the plan's reach is contradicted by the ruleset it leaves (see Contradicted); something outside moat's chains decides those packets",
+    );
+    return ExitCode.error;
   }
   return changesExit(!model.isEmptyPlan(plan), options.detailedExitcode);
 }

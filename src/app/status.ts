@@ -2,13 +2,18 @@
  * `moat status`: Ready, Drifted or Failing, from the run history and a plan made now, against
  * the live host or a snapshot of it. Exit codes: Ready 0, Drifted 2, Failing 5; 1 when moat
  * could not tell (Docker down, an invalid policy), so a monitor never mistakes one for another.
+ * On a live host it also says what moat's rules dropped, per policy rule (the kernel's counters).
  */
 import { ExitCode } from '../core/errors.js';
 import { FORWARD_POLICY_DROP } from '../plan/docker-firewall.js';
+import { dropLines, dropsDocument, type Locate } from '../plan/drop-words.js';
+import type { DropReport } from '../plan/drops.js';
 import { isEmptyPlan, type Plan } from '../plan/model.js';
 import { lastWhere, readHistory, type RunHistory, type RunRecord } from '../state/runs.js';
 import type { Context } from './context.js';
+import { policyLocate, readDropReport } from './drop-counters.js';
 import { makePlan, type PlanSource } from './plan.js';
+import { policyName } from './policy-path.js';
 import { plural } from '../core/words.js';
 
 export type HostStatus = 'Ready' | 'Drifted' | 'Failing';
@@ -29,7 +34,31 @@ function firewallWarnings(plan: Plan): Plan['warnings'] {
   return plan.warnings.filter((w) => w.code === FORWARD_POLICY_DROP);
 }
 
-function statusDocument(status: HostStatus, history: RunHistory, plan: Plan): unknown {
+/** The counters (live host), why they are missing (unreadable), or nothing (a snapshot). */
+type Drops = DropReport | Error | undefined;
+
+function dropsJson(drops: Drops, locate: Locate): object {
+  if (drops === undefined) return { drops: null };
+  if (drops instanceof Error) return { drops: null, drops_error: drops.message };
+  return { drops: dropsDocument(drops, locate) };
+}
+
+function dropsText(drops: Drops, locate: Locate): string[] {
+  if (drops === undefined) return [];
+  const lines =
+    drops instanceof Error
+      ? [`unknown: the counters could not be read (${drops.message.split('\n')[0] ?? ''})`]
+      : dropLines(drops, locate);
+  return lines.map((line, i) => (i === 0 ? `Drops:        ${line}` : line));
+}
+
+function statusDocument(
+  status: HostStatus,
+  history: RunHistory,
+  plan: Plan,
+  drops: Drops,
+  locate: Locate,
+): unknown {
   return {
     status,
     last_run: history.runs.at(-1) ?? null,
@@ -45,10 +74,17 @@ function statusDocument(status: HostStatus, history: RunHistory, plan: Plan): un
         ? null
         : { version: plan.docker.version, firewall_backend: plan.docker.firewallBackend },
     warnings: firewallWarnings(plan),
+    ...dropsJson(drops, locate),
   };
 }
 
-function statusText(status: HostStatus, history: RunHistory, plan: Plan): string {
+function statusText(
+  status: HostStatus,
+  history: RunHistory,
+  plan: Plan,
+  drops: Drops,
+  locate: Locate,
+): string {
   const last = history.runs.at(-1);
   const lastSuccess = lastWhere(history, (r) => r.result !== 'failed');
   const lastChange = lastWhere(history, (r) => r.result === 'changed');
@@ -71,18 +107,27 @@ function statusText(status: HostStatus, history: RunHistory, plan: Plan): string
     `Docker:       ${docker}`,
     `Now:          ${now}`,
     ...firewallWarnings(plan).map((w) => `Warning:      ${w.message}`),
+    ...dropsText(drops, locate),
     '',
   ].join('\n');
 }
 
 export async function statusCommand(ctx: Context, options: StatusOptions): Promise<number> {
   const history = await readHistory(options.stateDir);
-  const { plan } = await makePlan(ctx, options);
+  const { plan, policy, desired, live } = await makePlan(ctx, options);
+  const locate = policyLocate(policyName(options.file), policy.text);
+  // The counters are news, not the verdict: unreadable, they are said so and status goes on.
+  const drops: Drops =
+    options.snapshot !== undefined
+      ? undefined
+      : await readDropReport(ctx.runner, live.backend, desired, live).catch((error: unknown) =>
+          error instanceof Error ? error : new Error(String(error)),
+        );
   const status: HostStatus =
     history.runs.at(-1)?.result === 'failed' ? 'Failing' : isEmptyPlan(plan) ? 'Ready' : 'Drifted';
   ctx.view.result(
-    () => statusText(status, history, plan),
-    () => statusDocument(status, history, plan),
+    () => statusText(status, history, plan, drops, locate),
+    () => statusDocument(status, history, plan, drops, locate),
   );
   return EXIT[status];
 }

@@ -412,6 +412,53 @@ function build(): Command {
     );
 
   program
+    .command('drops')
+    .description(
+      "what moat's rules dropped: counters per policy rule, or logged drops read back to the rule",
+    )
+    .addOption(fileOption())
+    .addOption(backendOption())
+    .option('--line <text>', 'explain one line moat logged (ulogd2 LOGEMU or JSON)')
+    .option('--log <file>', 'explain every line moat logged in this file (- for standard input)')
+    .option('--follow', 'with --log FILE: keep reading as the log grows (Ctrl-C stops)')
+    .option('--json', 'as JSON (one object per logged line)')
+    .action(
+      (
+        o: { file: string; backend: 'auto'; line?: string; log?: string; follow?: boolean },
+        command: Command,
+      ) =>
+        run(command, async (ctx) => {
+          const follow = o.follow === true;
+          if (follow && (o.log === undefined || o.log === '-'))
+            throw new UserError('--follow needs --log FILE', 'usage');
+          // Following ends on SIGINT/SIGTERM like tail -f, with exit 0; otherwise signals kill.
+          const stop = new AbortController();
+          const onSignal = (): void => {
+            stop.abort();
+          };
+          if (follow) {
+            process.on('SIGTERM', onSignal);
+            process.on('SIGINT', onSignal);
+          }
+          try {
+            const { dropsCommand } = await import('../app/drops.js');
+            return await dropsCommand(ctx, {
+              file: o.file,
+              backend: o.backend,
+              follow,
+              ...(o.line === undefined ? {} : { line: o.line }),
+              ...(o.log === undefined ? {} : { log: o.log }),
+              stdin: process.stdin,
+              signal: stop.signal,
+            });
+          } finally {
+            process.off('SIGTERM', onSignal);
+            process.off('SIGINT', onSignal);
+          }
+        }),
+    );
+
+  program
     .command('init')
     .description("write a firewall.yaml that reproduces the running containers' exposure today")
     .option('--out <file>', 'write to this file instead of standard output')

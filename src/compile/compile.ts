@@ -41,8 +41,10 @@ import type {
   Glossary,
   OwnedChain,
   OwnedJump,
+  OwnedRule,
   RuleOrigin,
 } from './model.js';
+import { logSpecFor, logsDrop } from './drop-log.js';
 import { ownedRule, sourcesChainName } from './naming.js';
 import { sourceSetKey, type SourceSet } from './segments.js';
 import { compileWarnings } from './warnings.js';
@@ -257,7 +259,7 @@ class Compiler {
         name,
         rules: specs
           .filter((s) => !seen.has(s.spec) && (seen.add(s.spec), true))
-          .map((s) => ownedRule(name, s.spec, s.origins)),
+          .flatMap((s) => this.withLogging(name, s)),
       };
     };
     const body: OwnedChain[] = [
@@ -291,6 +293,15 @@ class Compiler {
       jumps,
       digest,
     };
+  }
+
+  /** A rule, preceded by the NFLOG rule that logs its drops when the policy asks for that. */
+  private withLogging(chain: string, s: Spec): OwnedRule[] {
+    const rule = ownedRule(chain, s.spec, s.origins);
+    const policy = this.context.policy;
+    if (s.origins.length === 0 || !logsDrop(policy, s.origins)) return [rule];
+    const log = logSpecFor(policy, s.spec, rule.id, s.origins);
+    return log === undefined ? [rule] : [ownedRule(chain, log, s.origins), rule];
   }
 
   private ipsets(): DesiredIpset[] {

@@ -110,8 +110,11 @@ export interface EgressTarget {
 export interface PlanWarning {
   readonly code: string;
   readonly message: string;
-  /** `note`: a fact worth saying that needs no action (a port open by the declared default). */
-  readonly level?: 'note';
+  /**
+   * `note`: a fact worth saying that needs no action (a port open by the declared default).
+   * `error`: the plan's words and the packets disagree (see src/explain/cross-check.ts).
+   */
+  readonly level?: 'note' | 'error';
 }
 
 /** What the plan needs to say a rule's sources in the policy's words. */

@@ -41,6 +41,8 @@ export const ERROR_CODES = [
   'apply-failed',
   'lock',
   'lock-busy',
+  'log-unreadable',
+  'not-a-drop',
   'internal',
 ] as const;
 

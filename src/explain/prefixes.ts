@@ -4,6 +4,7 @@
  * A class of sources ("anyone", a CIDR block) is probed once per region these cut it into, so
  * a rule that treats part of the block differently is never missed. Pure.
  */
+import { isOwnedChain, isOwnedIpset } from '../core/ownership.js';
 import type { Family } from '../policy/model.js';
 import { parseAddress, parsePrefix, prefixOf, type Prefix } from './address.js';
 import type { HostView } from './host-view.js';
@@ -17,7 +18,11 @@ const ADDRESS_OPTIONS = new Set([
   '--ctrepldst',
 ]);
 
-export function prefixesNamed(view: HostView): Record<Family, Prefix[]> {
+/**
+ * With `foreignOnly`, moat's own chains and sets are left out: the regions other programs'
+ * rules cut (what plan's cross-check asks about; moat's own rules are what the plan computed).
+ */
+export function prefixesNamed(view: HostView, foreignOnly = false): Record<Family, Prefix[]> {
   const out: Record<Family, Prefix[]> = { ipv4: [], ipv6: [] };
   const seen = new Set<string>();
   const add = (prefix: Prefix | undefined): void => {
@@ -31,6 +36,7 @@ export function prefixesNamed(view: HostView): Record<Family, Prefix[]> {
   for (const ruleset of Object.values(world.netfilter.rulesets)) {
     for (const table of ruleset.tables.values()) {
       for (const chain of table.chains.values()) {
+        if (foreignOnly && isOwnedChain(chain.name)) continue;
         for (const rule of chain.rules) {
           const parsed = view.parse(rule);
           if (parsed instanceof Error) continue;
@@ -42,7 +48,7 @@ export function prefixesNamed(view: HostView): Record<Family, Prefix[]> {
     }
   }
   for (const set of world.netfilter.ipsets.values())
-    for (const m of set.members) add(parsePrefix(m));
+    if (!foreignOnly || !isOwnedIpset(set.name)) for (const m of set.members) add(parsePrefix(m));
   for (const family of ['ipv4', 'ipv6'] as const)
     for (const route of world.network.routes?.[family] ?? []) add(parsePrefix(route.dst));
   for (const iface of world.network.interfaces) {

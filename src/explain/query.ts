@@ -21,7 +21,7 @@ import type {
   World,
 } from './model.js';
 import { walkConnection, type ConnectionSpec, type Start } from './path.js';
-import { Resolver, Undecided, type From, type To } from './resolve.js';
+import { Resolver, Undecided, type From, type ResolverOptions, type To } from './resolve.js';
 
 export {
   describeSource,
@@ -33,7 +33,7 @@ export {
   type TargetSpec,
 } from './endpoints.js';
 
-export interface ExplainOptions {
+export interface ExplainOptions extends ResolverOptions {
   /** Only these families (default: every family the endpoints allow). */
   readonly families?: readonly Family[];
 }
@@ -236,7 +236,7 @@ export function explain(
   target: TargetSpec,
   options: ExplainOptions = {},
 ): Explanation {
-  const resolver = new Resolver(world);
+  const resolver = new Resolver(world, options);
   const caveats = worldCaveats(world);
   const notes: string[] = [];
   const answers: FamilyAnswer[] = [];

@@ -64,12 +64,20 @@ function viewOf(world: World): HostView {
 }
 
 const named = new WeakMap<HostView, Record<Family, Prefix[]>>();
+const namedByOthers = new WeakMap<HostView, Record<Family, Prefix[]>>();
+
+export interface ResolverOptions {
+  /** Cut blocks into regions by other programs' rules only, plus these prefixes. */
+  readonly regions?: { readonly foreignOnly: true; readonly extra: readonly Prefix[] };
+}
 
 export class Resolver {
   readonly view: HostView;
+  private readonly options: ResolverOptions;
 
-  constructor(world: World) {
+  constructor(world: World, options: ResolverOptions = {}) {
     this.view = viewOf(world);
+    this.options = options;
   }
 
   container(name: string): DockerContainer {
@@ -89,12 +97,15 @@ export class Resolver {
 
   /** Every prefix the ruleset, the sets, routes and subnets name, per family. */
   private prefixes(family: Family): Prefix[] {
-    let all = named.get(this.view);
+    const regions = this.options.regions;
+    const cache = regions === undefined ? named : namedByOthers;
+    let all = cache.get(this.view);
     if (all === undefined) {
-      all = prefixesNamed(this.view);
-      named.set(this.view, all);
+      all = prefixesNamed(this.view, regions !== undefined);
+      cache.set(this.view, all);
     }
-    return all[family];
+    if (regions === undefined) return all[family];
+    return [...all[family], ...regions.extra.filter((p) => p.family === family)];
   }
 
   fromAddress(address: Address, label: string): From {

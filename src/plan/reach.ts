@@ -111,7 +111,8 @@ function parseRule(chain: string, spec: string): ParsedRule {
     if (negate) i++;
     const key = w[i] ?? '';
     const value = w[i + 1] ?? '';
-    if (key === '-m' || key === '--comment') {
+    // A rate limit only thins what a non-terminating rule (moat's NFLOG) sees.
+    if (key === '-m' || key === '--comment' || key === '--limit' || key === '--limit-burst') {
       i++;
       continue;
     }

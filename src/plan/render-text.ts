@@ -165,7 +165,13 @@ export function renderPlanText(plan: Plan, options: TextOptions): string {
     out.push('');
   }
   const notes = plan.warnings.filter((w) => w.level === 'note');
-  const warnings = plan.warnings.filter((w) => w.level !== 'note');
+  const warnings = plan.warnings.filter((w) => w.level === undefined);
+  const errors = plan.warnings.filter((w) => w.level === 'error');
+  if (errors.length > 0) {
+    out.push(paint('bold', "Contradicted (the plan's words vs. what packets meet):"));
+    for (const w of errors) out.push(`  ${paint('red', '✗')} ${w.message}`);
+    out.push('');
+  }
   if (notes.length > 0) {
     out.push(paint('bold', 'Notes:'));
     for (const w of notes) out.push(`  ${paint('dim', '·')} ${w.message}`);

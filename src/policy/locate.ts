@@ -8,8 +8,9 @@ import {
   isPair,
   isScalar,
   isSeq,
+  LineCounter,
+  parseDocument,
   type Document,
-  type LineCounter,
   type Node,
 } from 'yaml';
 
@@ -89,4 +90,14 @@ export class Locator {
     const range = target?.range ?? this.doc.contents?.range;
     return this.at(range?.[0] ?? 0);
   }
+}
+
+/**
+ * A locator for a policy's text, to show where a rule is (`firewall.yaml:21:9`) once the policy
+ * has been read: the model keeps no positions, so the text is read again with positions.
+ */
+export function locatorFor(text: string): Locator {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, logLevel: 'silent' });
+  return new Locator(doc, lines);
 }

@@ -46,12 +46,16 @@ export interface IngressRule {
    * Docker's proxy) listens on them; without it such a rule is refused when planning.
    */
   readonly restrictHostServices?: true;
+  /** Log the new connections this rule's ports drop; absent: `defaults.log`. */
+  readonly log?: boolean;
 }
 
 export interface EgressRule {
   readonly to: readonly EgressDestination[];
   /** Destination ports; absent means every port and protocol. */
   readonly ports?: readonly PortRange[];
+  /** Deny rules: log the connections this rule drops; absent: the section's, else the default. */
+  readonly log?: boolean;
 }
 
 export type Verdict = 'allow' | 'deny';
@@ -61,6 +65,8 @@ export interface EgressPolicy {
   readonly allow: readonly EgressRule[];
   /** Deny wins over allow. */
   readonly deny: readonly EgressRule[];
+  /** Log what the section drops (its deny rules and `default: deny`); absent: `defaults.log`. */
+  readonly log?: boolean;
 }
 
 export type ContainerSelector =
@@ -104,7 +110,21 @@ export interface PolicyDefaults {
   /** Published ports that no rule names: `allow` keeps Docker's behaviour, `host` makes them host-only. */
   readonly ingress: 'allow' | 'host';
   readonly egress: Verdict;
+  /** Log what the defaults drop, and the default of every rule's `log`; absent: false. */
+  readonly log?: boolean;
 }
+
+export type RateUnit = 'second' | 'minute' | 'hour' | 'day';
+
+/** How drops are logged where `log` asks for it: NFLOG group and per-rule rate limit. */
+export interface DropLogging {
+  /** The NFLOG group a log daemon (ulogd2) reads. */
+  readonly group: number;
+  /** At most `count` lines at once, then `count` per `per`, per logging rule. */
+  readonly limit: { readonly count: number; readonly per: RateUnit };
+}
+
+export const DEFAULT_DROP_LOGGING: DropLogging = { group: 0, limit: { count: 10, per: 'minute' } };
 
 export interface Policy {
   readonly version: 1;
@@ -112,6 +132,8 @@ export interface Policy {
   readonly ipsets: ReadonlyMap<string, PolicyIpset>;
   /** In file order. */
   readonly containers: readonly ContainerGroup[];
+  /** Absent: DEFAULT_DROP_LOGGING. */
+  readonly logging?: DropLogging;
 }
 
 export const EMPTY_POLICY: Policy = {

@@ -16,11 +16,14 @@ import type {
   IngressRule,
   IngressSource,
   IpsetType,
+  DropLogging,
   Policy,
   PolicyIpset,
   PortRange,
+  RateUnit,
   Verdict,
 } from './model.js';
+import { DEFAULT_DROP_LOGGING } from './model.js';
 import { parsePort } from './ports.js';
 import { IPSET_PREFIX } from '../core/ownership.js';
 import { didYouMean } from '../core/suggest.js';
@@ -33,6 +36,16 @@ type Raw = Record<string, unknown>;
 /** What the schema lets through as an address; anything else the schema has reported. */
 const PORT_LIKE = /^[0-9]{1,5}(-[0-9]{1,5})?(\/(tcp|udp))?$/;
 const ADDRESS_LIKE = /^[0-9A-Fa-f:.]+(\/[0-9]{1,3})?$/;
+
+/** `10/minute`: the schema's pattern for `logging.limit`. */
+const RATE = /^([1-9][0-9]{0,4})\/(second|minute|hour|day)$/;
+/** iptables' limit match refuses more than 10,000 per second (and a burst above 10,000). */
+const MAX_LOG_RATE = 10_000;
+
+/** `{ log }` when the mapping sets it to a boolean, else nothing. */
+function logOf(raw: Raw): { log?: boolean } {
+  return typeof raw['log'] === 'boolean' ? { log: raw['log'] } : {};
+}
 
 function isRecord(value: unknown): value is Raw {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -90,12 +103,37 @@ class Checker {
       const group = this.group(name, raw, ['containers', name], egressDefault);
       if (group !== undefined) containers.push(group);
     }
+    const logging = this.logging(this.root['logging']);
     return {
       version: 1,
-      defaults: { ingress: ingressDefault, egress: egressDefault },
+      defaults: {
+        ingress: ingressDefault,
+        egress: egressDefault,
+        ...(typeof defaults['log'] === 'boolean' ? { log: defaults['log'] } : {}),
+      },
       ipsets,
       containers,
+      ...(logging === undefined ? {} : { logging }),
     };
+  }
+
+  /** `logging: { group, limit }`; the schema has checked the shapes, this the limit's range. */
+  private logging(raw: unknown): DropLogging | undefined {
+    if (!isRecord(raw)) return undefined;
+    const group = typeof raw['group'] === 'number' ? raw['group'] : DEFAULT_DROP_LOGGING.group;
+    let limit = DEFAULT_DROP_LOGGING.limit;
+    const match = typeof raw['limit'] === 'string' ? RATE.exec(raw['limit']) : null;
+    if (match !== null) {
+      const count = Number(match[1]);
+      if (count > MAX_LOG_RATE)
+        this.error(
+          ['logging', 'limit'],
+          'bad-rate',
+          `a logging limit of ${count} lines is more than iptables allows (at most ${MAX_LOG_RATE})`,
+        );
+      else limit = { count, per: match[2] as RateUnit };
+    }
+    return { group, limit };
   }
 
   private ipset(key: string, raw: unknown, path: PathSegment[]): PolicyIpset | undefined {
@@ -205,6 +243,7 @@ class Checker {
         ports: ports ?? [],
         from,
         ...(rule['restrict_host_services'] === true ? { restrictHostServices: true } : {}),
+        ...logOf(rule),
       });
     }
     let egress: EgressPolicy | undefined;
@@ -217,6 +256,15 @@ class Checker {
             ? 'allow'
             : egressDefault;
       const allow = this.egressRules(section['allow'], [...path, 'egress', 'allow']);
+      for (const [rule, rulePath] of listOf(section['allow'], [...path, 'egress', 'allow'])) {
+        if (isRecord(rule) && rule['log'] !== undefined)
+          this.error(
+            [...rulePath, 'log'],
+            'log-without-drop',
+            'an allow rule drops nothing, so it has nothing to log; set `log` on the egress section or on a deny rule',
+            'key',
+          );
+      }
       const deny = this.egressRules(section['deny'], [...path, 'egress', 'deny']);
       if (verdict === 'allow' && allow.length > 0) {
         this.warn(
@@ -226,7 +274,7 @@ class Checker {
           'key',
         );
       }
-      egress = { default: verdict, allow, deny };
+      egress = { default: verdict, allow, deny, ...logOf(section) };
     }
     return { name, select, ingress, ...(egress === undefined ? {} : { egress }) };
   }
@@ -267,7 +315,11 @@ class Checker {
       }
       const ports =
         rule['ports'] === undefined ? 'all' : this.ports(rule['ports'], [...rulePath, 'ports']);
-      rules.push(ports === 'all' || ports === undefined ? { to } : { to, ports });
+      rules.push({
+        to,
+        ...(ports === 'all' || ports === undefined ? {} : { ports }),
+        ...logOf(rule),
+      });
     }
     return rules;
   }

@@ -1,4 +1,8 @@
-/** A node_exporter textfile with the outcome of moat's runs. Pure rendering. */
+/**
+ * A node_exporter textfile with the outcome of moat's runs and what moat's rules dropped, per
+ * policy rule. Pure rendering.
+ */
+import type { DropReport } from '../plan/drops.js';
 import type { RunHistory, RunRecord } from './runs.js';
 import { lastWhere } from './runs.js';
 
@@ -10,9 +14,29 @@ function label(value: string): string {
   return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
+/** Counters of each policy rule's drops; absent when they could not be read this run. */
+function dropMetrics(drops: DropReport | undefined): string[] {
+  if (drops === undefined) return [];
+  const series = (value: 'packets' | 'bytes'): string[] =>
+    drops.rules.map(
+      (r) =>
+        `moat_dropped_${value}_total{group="${label(r.group)}",direction="${r.direction}",` +
+        `rule="${label(r.rule)}",family="${r.family}"} ${r[value]}`,
+    );
+  return [
+    "# HELP moat_dropped_packets_total Packets moat's DROP rules dropped, per policy rule, since the rule was written.",
+    '# TYPE moat_dropped_packets_total counter',
+    ...series('packets'),
+    "# HELP moat_dropped_bytes_total Bytes moat's DROP rules dropped, per policy rule, since the rule was written.",
+    '# TYPE moat_dropped_bytes_total counter',
+    ...series('bytes'),
+  ];
+}
+
 export function renderMetrics(
   history: RunHistory,
   info: { version: string; backend: string },
+  drops?: DropReport,
 ): string {
   const last: RunRecord | undefined = history.runs.at(-1);
   const success = lastWhere(history, (r) => r.result !== 'failed');
@@ -41,6 +65,7 @@ export function renderMetrics(
     '# HELP moat_info The moat version and iptables backend.',
     '# TYPE moat_info gauge',
     `moat_info{version="${label(info.version)}",backend="${label(info.backend)}"} 1`,
+    ...dropMetrics(drops),
   ];
   return lines.join('\n') + '\n';
 }

@@ -135,6 +135,38 @@ containers:
       lab.sandbox.docker(['rm', '-f', 'late']);
     });
 
+    test("a foreign ACCEPT before moat's hook: packets get in, and plan says its words are contradicted", () => {
+      lab.applyConverged(`version: 1
+containers:
+  ghost:
+    ingress:
+      - ports: [2368/tcp]
+        from: [host]
+`);
+      lab.expectReachability([['wan -> ghost 2368', false, wanReaches(v4(2368))]]);
+      const foreign = ['FORWARD', '-o', 'docker0', '-p', 'tcp', '--dport', '2368', '-j', 'ACCEPT'];
+      lab.sandbox.host.exec('iptables', ['-I', ...foreign.slice(0, 1), '1', ...foreign.slice(1)]);
+      try {
+        lab.expectReachability([
+          ['wan -> ghost 2368 past the foreign ACCEPT', true, wanReaches(v4(2368))],
+        ]);
+        const plan = lab.moat(['plan', '-f', policy.file]);
+        expect(plan.status).toBe(1);
+        expect(plan.stdout).toMatch(
+          /✗ ghost 2368\/tcp over IPv4: the plan says host only, yet [0-9a-f.:]+ gets in .*decided by filter FORWARD #1: -o docker0 -p tcp -m tcp --dport 2368 -j ACCEPT\)/,
+        );
+        expect(plan.stdout).not.toMatch(/over IPv6: the plan says/);
+        expect(plan.stderr).toContain("the plan's reach is contradicted");
+      } finally {
+        lab.sandbox.host.exec('iptables', ['-D', ...foreign]);
+      }
+      const clean = lab.moat(['plan', '-f', policy.file]);
+      expect({ status: clean.status, stdout: clean.stdout }).toEqual({
+        status: 0,
+        stdout: expect.not.stringContaining('Contradicted') as unknown as string,
+      });
+    });
+
     test('a rule naming a port where a host program listens is refused, and changes nothing', async () => {
       lab.applyConverged(EMPTY);
       service = spawn(

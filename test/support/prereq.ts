@@ -23,7 +23,9 @@ export type Prerequisite =
   | 'lintian'
   | 'debootstrap'
   | 'man'
-  | 'zsh';
+  | 'zsh'
+  | 'ulogd'
+  | 'hping3';
 
 const COMMANDS: Record<Exclude<Prerequisite, 'root'>, string> = {
   iptables: 'iptables-nft-restore',
@@ -43,6 +45,8 @@ const COMMANDS: Record<Exclude<Prerequisite, 'root'>, string> = {
   debootstrap: 'debootstrap',
   man: 'man',
   zsh: 'zsh',
+  ulogd: 'ulogd',
+  hping3: 'hping3',
 };
 
 function hasCommand(name: string): boolean {

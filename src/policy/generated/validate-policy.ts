@@ -46,6 +46,37 @@ const schema31 = {
           enum: ['allow', 'deny'],
           default: 'allow',
         },
+        log: {
+          description:
+            'true: log the new connections the defaults drop (`ingress: host`, `egress: deny`), and every rule and egress section that does not set `log` itself. Through NFLOG, rate-limited (see `logging`). Default: false.',
+          type: 'boolean',
+        },
+      },
+    },
+    logging: {
+      description:
+        'How dropped connections are logged where `log: true` asks for it: the NFLOG group a log daemon (ulogd2) reads, and the rate limit of each logging rule.',
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        group: {
+          description:
+            "The NFLOG group (0-65535) moat's logging rules send to; a log daemon such as ulogd2 reads it. Default: 0 (Debian's ulogd2 reads group 0 out of the box).",
+          type: 'integer',
+          minimum: 0,
+          maximum: 65535,
+          default: 0,
+          errorMessage: 'expected an NFLOG group number from 0 to 65535',
+        },
+        limit: {
+          description:
+            'At most N log lines at once, then N per period, per logging rule: `10/minute` (the default), `1/second`, `5/hour`, `20/day`. N from 1 to 10000.',
+          type: 'string',
+          pattern: '^[1-9][0-9]{0,4}/(second|minute|hour|day)$',
+          default: '10/minute',
+          errorMessage:
+            'expected a rate like 10/minute: a number, `/`, and second, minute, hour or day',
+        },
       },
     },
     ipsets: {
@@ -236,6 +267,11 @@ const schema31 = {
                     "true: also restrict these ports where a program of the host itself (not Docker's proxy) listens on them, such as sshd on 22. Without it moat refuses a rule that would restrict a host service, so a typo cannot lock you out.",
                   type: 'boolean',
                 },
+                log: {
+                  description:
+                    "true: log the new connections this rule's ports drop (from sources the rule does not allow); false: do not, whatever `defaults.log` says. Absent: `defaults.log`.",
+                  type: 'boolean',
+                },
               },
             },
           },
@@ -260,6 +296,11 @@ const schema31 = {
                   'Destinations the containers may never reach, whatever the allow rules say.',
                 type: 'array',
                 items: { $ref: '#/$defs/egressRule' },
+              },
+              log: {
+                description:
+                  'true: log the new connections this section drops (its deny rules and its `default: deny`); false: do not. Absent: `defaults.log`. A deny rule may set its own.',
+                type: 'boolean',
               },
             },
           },
@@ -310,15 +351,21 @@ const schema31 = {
             'Destination ports: 443/tcp, 53/udp, 8000-8100, a list of them, or `all`. Absent: every port and protocol.',
           $ref: '#/$defs/ports',
         },
+        log: {
+          description:
+            "Deny rules only: true logs the connections this rule drops, false does not. Absent: the section's `log`, else `defaults.log`.",
+          type: 'boolean',
+        },
       },
     },
   },
 };
-const pattern4 = new RegExp('^[A-Za-z0-9][A-Za-z0-9_.-]*$', 'u');
-const pattern5 = new RegExp('^[A-Za-z0-9][A-Za-z0-9_.:-]*$', 'u');
-const pattern6 = new RegExp('^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$', 'u');
-const pattern10 = new RegExp('^[A-Za-z0-9][A-Za-z0-9_.:/-]*(=[A-Za-z0-9_.:/@+,=-]*)?$', 'u');
-const pattern15 = new RegExp(
+const pattern4 = new RegExp('^[1-9][0-9]{0,4}/(second|minute|hour|day)$', 'u');
+const pattern5 = new RegExp('^[A-Za-z0-9][A-Za-z0-9_.-]*$', 'u');
+const pattern6 = new RegExp('^[A-Za-z0-9][A-Za-z0-9_.:-]*$', 'u');
+const pattern7 = new RegExp('^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$', 'u');
+const pattern11 = new RegExp('^[A-Za-z0-9][A-Za-z0-9_.:/-]*(=[A-Za-z0-9_.:/@+,=-]*)?$', 'u');
+const pattern16 = new RegExp(
   '^(host|any|ipset:[^\\s]+|container:[^\\s]+|[0-9A-Fa-f:.]+(/[0-9]{1,3})?)$',
   'u',
 );
@@ -356,7 +403,7 @@ const schema33 = {
   pattern: '^(all|[0-9]{1,5}(-[0-9]{1,5})?(/(tcp|udp))?)$',
   errorMessage: 'expected a port like 2368, 2368/tcp, 9000/udp, 8000-8100/tcp, or all',
 };
-const pattern13 = new RegExp('^(all|[0-9]{1,5}(-[0-9]{1,5})?(/(tcp|udp))?)$', 'u');
+const pattern14 = new RegExp('^(all|[0-9]{1,5}(-[0-9]{1,5})?(/(tcp|udp))?)$', 'u');
 
 function validate21(
   data,
@@ -394,7 +441,7 @@ function validate21(
     errors++;
   }
   if (typeof data === 'string') {
-    if (!pattern13.test(data)) {
+    if (!pattern14.test(data)) {
       const err1 = {
         instancePath,
         schemaPath: '#/pattern',
@@ -457,7 +504,7 @@ function validate21(
         errors++;
       }
       if (typeof data0 === 'string') {
-        if (!pattern13.test(data0)) {
+        if (!pattern14.test(data0)) {
           const err4 = {
             instancePath: instancePath + '/' + i0,
             schemaPath: '#/$defs/port/pattern',
@@ -508,9 +555,14 @@ const schema34 = {
         'Destination ports: 443/tcp, 53/udp, 8000-8100, a list of them, or `all`. Absent: every port and protocol.',
       $ref: '#/$defs/ports',
     },
+    log: {
+      description:
+        "Deny rules only: true logs the connections this rule drops, false does not. Absent: the section's `log`, else `defaults.log`.",
+      type: 'boolean',
+    },
   },
 };
-const pattern17 = new RegExp(
+const pattern18 = new RegExp(
   '^(any|ipset:[^\\s]+|container:[^\\s]+|[0-9A-Fa-f:.]+(/[0-9]{1,3})?)$',
   'u',
 );
@@ -548,7 +600,7 @@ function validate23(
       errors++;
     }
     for (const key0 in data) {
-      if (!(key0 === 'to' || key0 === 'ports')) {
+      if (!(key0 === 'to' || key0 === 'ports' || key0 === 'log')) {
         const err1 = {
           instancePath,
           schemaPath: '#/additionalProperties',
@@ -588,7 +640,7 @@ function validate23(
         errors++;
       }
       if (typeof data0 === 'string') {
-        if (!pattern17.test(data0)) {
+        if (!pattern18.test(data0)) {
           const err3 = {
             instancePath: instancePath + '/to',
             schemaPath: '#/properties/to/pattern',
@@ -635,7 +687,7 @@ function validate23(
         for (let i0 = 0; i0 < len0; i0++) {
           let data1 = data0[i0];
           if (typeof data1 === 'string') {
-            if (!pattern17.test(data1)) {
+            if (!pattern18.test(data1)) {
               const err5 = {
                 instancePath: instancePath + '/to/' + i0,
                 schemaPath: '#/properties/to/items/pattern',
@@ -693,8 +745,29 @@ function validate23(
         errors = vErrors.length;
       }
     }
+    if (data.log !== undefined) {
+      let data3 = data.log;
+      if (typeof data3 !== 'boolean') {
+        const err7 = {
+          instancePath: instancePath + '/log',
+          schemaPath: '#/properties/log/type',
+          keyword: 'type',
+          params: { type: 'boolean' },
+          message: 'must be boolean',
+          schema: schema34.properties.log.type,
+          parentSchema: schema34.properties.log,
+          data: data3,
+        };
+        if (vErrors === null) {
+          vErrors = [err7];
+        } else {
+          vErrors.push(err7);
+        }
+        errors++;
+      }
+    }
   } else {
-    const err7 = {
+    const err8 = {
       instancePath,
       schemaPath: '#/type',
       keyword: 'type',
@@ -705,9 +778,9 @@ function validate23(
       data,
     };
     if (vErrors === null) {
-      vErrors = [err7];
+      vErrors = [err8];
     } else {
-      vErrors.push(err7);
+      vErrors.push(err8);
     }
     errors++;
   }
@@ -752,6 +825,7 @@ function validate20(
       if (!(
         key0 === 'version' ||
         key0 === 'defaults' ||
+        key0 === 'logging' ||
         key0 === 'ipsets' ||
         key0 === 'containers'
       )) {
@@ -798,7 +872,7 @@ function validate20(
       let data1 = data.defaults;
       if (data1 && typeof data1 == 'object' && !Array.isArray(data1)) {
         for (const key1 in data1) {
-          if (!(key1 === 'ingress' || key1 === 'egress')) {
+          if (!(key1 === 'ingress' || key1 === 'egress' || key1 === 'log')) {
             const err3 = {
               instancePath: instancePath + '/defaults',
               schemaPath: '#/properties/defaults/additionalProperties',
@@ -859,8 +933,29 @@ function validate20(
             errors++;
           }
         }
+        if (data1.log !== undefined) {
+          let data4 = data1.log;
+          if (typeof data4 !== 'boolean') {
+            const err6 = {
+              instancePath: instancePath + '/defaults/log',
+              schemaPath: '#/properties/defaults/properties/log/type',
+              keyword: 'type',
+              params: { type: 'boolean' },
+              message: 'must be boolean',
+              schema: schema31.properties.defaults.properties.log.type,
+              parentSchema: schema31.properties.defaults.properties.log,
+              data: data4,
+            };
+            if (vErrors === null) {
+              vErrors = [err6];
+            } else {
+              vErrors.push(err6);
+            }
+            errors++;
+          }
+        }
       } else {
-        const err6 = {
+        const err7 = {
           instancePath: instancePath + '/defaults',
           schemaPath: '#/properties/defaults/type',
           keyword: 'type',
@@ -871,50 +966,27 @@ function validate20(
           data: data1,
         };
         if (vErrors === null) {
-          vErrors = [err6];
+          vErrors = [err7];
         } else {
-          vErrors.push(err6);
+          vErrors.push(err7);
         }
         errors++;
       }
     }
-    if (data.ipsets !== undefined) {
-      let data4 = data.ipsets;
-      if (data4 && typeof data4 == 'object' && !Array.isArray(data4)) {
-        for (const key2 in data4) {
-          const _errs10 = errors;
-          if (typeof key2 === 'string') {
-            if (!pattern4.test(key2)) {
-              const err7 = {
-                instancePath: instancePath + '/ipsets',
-                schemaPath: '#/properties/ipsets/propertyNames/pattern',
-                keyword: 'pattern',
-                params: { pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' },
-                message: 'must match pattern "' + '^[A-Za-z0-9][A-Za-z0-9_.-]*$' + '"',
-                schema: '^[A-Za-z0-9][A-Za-z0-9_.-]*$',
-                parentSchema: schema31.properties.ipsets.propertyNames,
-                data: key2,
-                propertyName: key2,
-              };
-              if (vErrors === null) {
-                vErrors = [err7];
-              } else {
-                vErrors.push(err7);
-              }
-              errors++;
-            }
-          }
-          var valid2 = _errs10 === errors;
-          if (!valid2) {
+    if (data.logging !== undefined) {
+      let data5 = data.logging;
+      if (data5 && typeof data5 == 'object' && !Array.isArray(data5)) {
+        for (const key2 in data5) {
+          if (!(key2 === 'group' || key2 === 'limit')) {
             const err8 = {
-              instancePath: instancePath + '/ipsets',
-              schemaPath: '#/properties/ipsets/propertyNames',
-              keyword: 'propertyNames',
-              params: { propertyName: key2 },
-              message: 'property name must be valid',
-              schema: schema31.properties.ipsets.propertyNames,
-              parentSchema: schema31.properties.ipsets,
-              data: data4,
+              instancePath: instancePath + '/logging',
+              schemaPath: '#/properties/logging/additionalProperties',
+              keyword: 'additionalProperties',
+              params: { additionalProperty: key2 },
+              message: 'must NOT have additional properties',
+              schema: false,
+              parentSchema: schema31.properties.logging,
+              data: data5,
             };
             if (vErrors === null) {
               vErrors = [err8];
@@ -924,19 +996,18 @@ function validate20(
             errors++;
           }
         }
-        for (const key3 in data4) {
-          let data5 = data4[key3];
-          if (!(data5 && typeof data5 == 'object' && !Array.isArray(data5))) {
+        if (data5.group !== undefined) {
+          let data6 = data5.group;
+          if (!(typeof data6 == 'number' && !(data6 % 1) && !isNaN(data6) && isFinite(data6))) {
             const err9 = {
-              instancePath:
-                instancePath + '/ipsets/' + key3.replace(/~/g, '~0').replace(/\//g, '~1'),
-              schemaPath: '#/properties/ipsets/additionalProperties/type',
+              instancePath: instancePath + '/logging/group',
+              schemaPath: '#/properties/logging/properties/group/type',
               keyword: 'type',
-              params: { type: 'object' },
-              message: 'must be object',
-              schema: schema31.properties.ipsets.additionalProperties.type,
-              parentSchema: schema31.properties.ipsets.additionalProperties,
-              data: data5,
+              params: { type: 'integer' },
+              message: 'must be integer',
+              schema: schema31.properties.logging.properties.group.type,
+              parentSchema: schema31.properties.logging.properties.group,
+              data: data6,
             };
             if (vErrors === null) {
               vErrors = [err9];
@@ -945,95 +1016,261 @@ function validate20(
             }
             errors++;
           }
-          const _errs14 = errors;
-          let valid4 = true;
-          const _errs15 = errors;
-          if (data5 && typeof data5 == 'object' && !Array.isArray(data5)) {
-            let missing0;
-            if (data5.external === undefined && (missing0 = 'external')) {
-              const err10 = {};
+          if (typeof data6 == 'number' && isFinite(data6)) {
+            if (data6 > 65535 || isNaN(data6)) {
+              const err10 = {
+                instancePath: instancePath + '/logging/group',
+                schemaPath: '#/properties/logging/properties/group/maximum',
+                keyword: 'maximum',
+                params: { comparison: '<=', limit: 65535 },
+                message: 'must be <= 65535',
+                schema: 65535,
+                parentSchema: schema31.properties.logging.properties.group,
+                data: data6,
+              };
               if (vErrors === null) {
                 vErrors = [err10];
               } else {
                 vErrors.push(err10);
               }
               errors++;
+            }
+            if (data6 < 0 || isNaN(data6)) {
+              const err11 = {
+                instancePath: instancePath + '/logging/group',
+                schemaPath: '#/properties/logging/properties/group/minimum',
+                keyword: 'minimum',
+                params: { comparison: '>=', limit: 0 },
+                message: 'must be >= 0',
+                schema: 0,
+                parentSchema: schema31.properties.logging.properties.group,
+                data: data6,
+              };
+              if (vErrors === null) {
+                vErrors = [err11];
+              } else {
+                vErrors.push(err11);
+              }
+              errors++;
+            }
+          }
+        }
+        if (data5.limit !== undefined) {
+          let data7 = data5.limit;
+          if (typeof data7 === 'string') {
+            if (!pattern4.test(data7)) {
+              const err12 = {
+                instancePath: instancePath + '/logging/limit',
+                schemaPath: '#/properties/logging/properties/limit/pattern',
+                keyword: 'pattern',
+                params: { pattern: '^[1-9][0-9]{0,4}/(second|minute|hour|day)$' },
+                message:
+                  'must match pattern "' + '^[1-9][0-9]{0,4}/(second|minute|hour|day)$' + '"',
+                schema: '^[1-9][0-9]{0,4}/(second|minute|hour|day)$',
+                parentSchema: schema31.properties.logging.properties.limit,
+                data: data7,
+              };
+              if (vErrors === null) {
+                vErrors = [err12];
+              } else {
+                vErrors.push(err12);
+              }
+              errors++;
+            }
+          } else {
+            const err13 = {
+              instancePath: instancePath + '/logging/limit',
+              schemaPath: '#/properties/logging/properties/limit/type',
+              keyword: 'type',
+              params: { type: 'string' },
+              message: 'must be string',
+              schema: schema31.properties.logging.properties.limit.type,
+              parentSchema: schema31.properties.logging.properties.limit,
+              data: data7,
+            };
+            if (vErrors === null) {
+              vErrors = [err13];
             } else {
-              if (data5.external !== undefined) {
-                if (true !== data5.external) {
-                  const err11 = {};
+              vErrors.push(err13);
+            }
+            errors++;
+          }
+        }
+      } else {
+        const err14 = {
+          instancePath: instancePath + '/logging',
+          schemaPath: '#/properties/logging/type',
+          keyword: 'type',
+          params: { type: 'object' },
+          message: 'must be object',
+          schema: schema31.properties.logging.type,
+          parentSchema: schema31.properties.logging,
+          data: data5,
+        };
+        if (vErrors === null) {
+          vErrors = [err14];
+        } else {
+          vErrors.push(err14);
+        }
+        errors++;
+      }
+    }
+    if (data.ipsets !== undefined) {
+      let data8 = data.ipsets;
+      if (data8 && typeof data8 == 'object' && !Array.isArray(data8)) {
+        for (const key3 in data8) {
+          const _errs19 = errors;
+          if (typeof key3 === 'string') {
+            if (!pattern5.test(key3)) {
+              const err15 = {
+                instancePath: instancePath + '/ipsets',
+                schemaPath: '#/properties/ipsets/propertyNames/pattern',
+                keyword: 'pattern',
+                params: { pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' },
+                message: 'must match pattern "' + '^[A-Za-z0-9][A-Za-z0-9_.-]*$' + '"',
+                schema: '^[A-Za-z0-9][A-Za-z0-9_.-]*$',
+                parentSchema: schema31.properties.ipsets.propertyNames,
+                data: key3,
+                propertyName: key3,
+              };
+              if (vErrors === null) {
+                vErrors = [err15];
+              } else {
+                vErrors.push(err15);
+              }
+              errors++;
+            }
+          }
+          var valid3 = _errs19 === errors;
+          if (!valid3) {
+            const err16 = {
+              instancePath: instancePath + '/ipsets',
+              schemaPath: '#/properties/ipsets/propertyNames',
+              keyword: 'propertyNames',
+              params: { propertyName: key3 },
+              message: 'property name must be valid',
+              schema: schema31.properties.ipsets.propertyNames,
+              parentSchema: schema31.properties.ipsets,
+              data: data8,
+            };
+            if (vErrors === null) {
+              vErrors = [err16];
+            } else {
+              vErrors.push(err16);
+            }
+            errors++;
+          }
+        }
+        for (const key4 in data8) {
+          let data9 = data8[key4];
+          if (!(data9 && typeof data9 == 'object' && !Array.isArray(data9))) {
+            const err17 = {
+              instancePath:
+                instancePath + '/ipsets/' + key4.replace(/~/g, '~0').replace(/\//g, '~1'),
+              schemaPath: '#/properties/ipsets/additionalProperties/type',
+              keyword: 'type',
+              params: { type: 'object' },
+              message: 'must be object',
+              schema: schema31.properties.ipsets.additionalProperties.type,
+              parentSchema: schema31.properties.ipsets.additionalProperties,
+              data: data9,
+            };
+            if (vErrors === null) {
+              vErrors = [err17];
+            } else {
+              vErrors.push(err17);
+            }
+            errors++;
+          }
+          const _errs23 = errors;
+          let valid5 = true;
+          const _errs24 = errors;
+          if (data9 && typeof data9 == 'object' && !Array.isArray(data9)) {
+            let missing0;
+            if (data9.external === undefined && (missing0 = 'external')) {
+              const err18 = {};
+              if (vErrors === null) {
+                vErrors = [err18];
+              } else {
+                vErrors.push(err18);
+              }
+              errors++;
+            } else {
+              if (data9.external !== undefined) {
+                if (true !== data9.external) {
+                  const err19 = {};
                   if (vErrors === null) {
-                    vErrors = [err11];
+                    vErrors = [err19];
                   } else {
-                    vErrors.push(err11);
+                    vErrors.push(err19);
                   }
                   errors++;
                 }
               }
             }
           }
-          var _valid0 = _errs15 === errors;
-          errors = _errs14;
+          var _valid0 = _errs24 === errors;
+          errors = _errs23;
           if (vErrors !== null) {
-            if (_errs14) {
-              vErrors.length = _errs14;
+            if (_errs23) {
+              vErrors.length = _errs23;
             } else {
               vErrors = null;
             }
           }
           let ifClause0;
           if (_valid0) {
-            const _errs17 = errors;
-            if (data5 && typeof data5 == 'object' && !Array.isArray(data5)) {
-              if (data5.name === undefined) {
-                const err12 = {
+            const _errs26 = errors;
+            if (data9 && typeof data9 == 'object' && !Array.isArray(data9)) {
+              if (data9.name === undefined) {
+                const err20 = {
                   instancePath:
-                    instancePath + '/ipsets/' + key3.replace(/~/g, '~0').replace(/\//g, '~1'),
+                    instancePath + '/ipsets/' + key4.replace(/~/g, '~0').replace(/\//g, '~1'),
                   schemaPath: '#/properties/ipsets/additionalProperties/then/required',
                   keyword: 'required',
                   params: { missingProperty: 'name' },
                   message: "must have required property '" + 'name' + "'",
                   schema: schema31.properties.ipsets.additionalProperties.then.required,
                   parentSchema: schema31.properties.ipsets.additionalProperties.then,
-                  data: data5,
+                  data: data9,
                 };
                 if (vErrors === null) {
-                  vErrors = [err12];
+                  vErrors = [err20];
                 } else {
-                  vErrors.push(err12);
+                  vErrors.push(err20);
                 }
                 errors++;
               }
-              for (const key4 in data5) {
-                if (!(key4 === 'external' || key4 === 'name')) {
-                  const err13 = {
+              for (const key5 in data9) {
+                if (!(key5 === 'external' || key5 === 'name')) {
+                  const err21 = {
                     instancePath:
-                      instancePath + '/ipsets/' + key3.replace(/~/g, '~0').replace(/\//g, '~1'),
+                      instancePath + '/ipsets/' + key4.replace(/~/g, '~0').replace(/\//g, '~1'),
                     schemaPath:
                       '#/properties/ipsets/additionalProperties/then/additionalProperties',
                     keyword: 'additionalProperties',
-                    params: { additionalProperty: key4 },
+                    params: { additionalProperty: key5 },
                     message: 'must NOT have additional properties',
                     schema: false,
                     parentSchema: schema31.properties.ipsets.additionalProperties.then,
-                    data: data5,
+                    data: data9,
                   };
                   if (vErrors === null) {
-                    vErrors = [err13];
+                    vErrors = [err21];
                   } else {
-                    vErrors.push(err13);
+                    vErrors.push(err21);
                   }
                   errors++;
                 }
               }
-              if (data5.external !== undefined) {
-                let data7 = data5.external;
-                if (true !== data7) {
-                  const err14 = {
+              if (data9.external !== undefined) {
+                let data11 = data9.external;
+                if (true !== data11) {
+                  const err22 = {
                     instancePath:
                       instancePath +
                       '/ipsets/' +
-                      key3.replace(/~/g, '~0').replace(/\//g, '~1') +
+                      key4.replace(/~/g, '~0').replace(/\//g, '~1') +
                       '/external',
                     schemaPath:
                       '#/properties/ipsets/additionalProperties/then/properties/external/const',
@@ -1043,25 +1280,25 @@ function validate20(
                     schema: true,
                     parentSchema:
                       schema31.properties.ipsets.additionalProperties.then.properties.external,
-                    data: data7,
+                    data: data11,
                   };
                   if (vErrors === null) {
-                    vErrors = [err14];
+                    vErrors = [err22];
                   } else {
-                    vErrors.push(err14);
+                    vErrors.push(err22);
                   }
                   errors++;
                 }
               }
-              if (data5.name !== undefined) {
-                let data8 = data5.name;
-                if (typeof data8 === 'string') {
-                  if (!pattern5.test(data8)) {
-                    const err15 = {
+              if (data9.name !== undefined) {
+                let data12 = data9.name;
+                if (typeof data12 === 'string') {
+                  if (!pattern6.test(data12)) {
+                    const err23 = {
                       instancePath:
                         instancePath +
                         '/ipsets/' +
-                        key3.replace(/~/g, '~0').replace(/\//g, '~1') +
+                        key4.replace(/~/g, '~0').replace(/\//g, '~1') +
                         '/name',
                       schemaPath:
                         '#/properties/ipsets/additionalProperties/then/properties/name/pattern',
@@ -1071,21 +1308,21 @@ function validate20(
                       schema: '^[A-Za-z0-9][A-Za-z0-9_.:-]*$',
                       parentSchema:
                         schema31.properties.ipsets.additionalProperties.then.properties.name,
-                      data: data8,
+                      data: data12,
                     };
                     if (vErrors === null) {
-                      vErrors = [err15];
+                      vErrors = [err23];
                     } else {
-                      vErrors.push(err15);
+                      vErrors.push(err23);
                     }
                     errors++;
                   }
                 } else {
-                  const err16 = {
+                  const err24 = {
                     instancePath:
                       instancePath +
                       '/ipsets/' +
-                      key3.replace(/~/g, '~0').replace(/\//g, '~1') +
+                      key4.replace(/~/g, '~0').replace(/\//g, '~1') +
                       '/name',
                     schemaPath:
                       '#/properties/ipsets/additionalProperties/then/properties/name/type',
@@ -1096,61 +1333,61 @@ function validate20(
                       schema31.properties.ipsets.additionalProperties.then.properties.name.type,
                     parentSchema:
                       schema31.properties.ipsets.additionalProperties.then.properties.name,
-                    data: data8,
+                    data: data12,
                   };
                   if (vErrors === null) {
-                    vErrors = [err16];
+                    vErrors = [err24];
                   } else {
-                    vErrors.push(err16);
+                    vErrors.push(err24);
                   }
                   errors++;
                 }
               }
             }
-            var _valid0 = _errs17 === errors;
-            valid4 = _valid0;
-            if (valid4) {
+            var _valid0 = _errs26 === errors;
+            valid5 = _valid0;
+            if (valid5) {
               var props0 = true;
             }
             ifClause0 = 'then';
           } else {
-            const _errs22 = errors;
-            if (data5 && typeof data5 == 'object' && !Array.isArray(data5)) {
-              for (const key5 in data5) {
+            const _errs31 = errors;
+            if (data9 && typeof data9 == 'object' && !Array.isArray(data9)) {
+              for (const key6 in data9) {
                 if (!(
-                  key5 === 'external' ||
-                  key5 === 'family' ||
-                  key5 === 'type' ||
-                  key5 === 'entries'
+                  key6 === 'external' ||
+                  key6 === 'family' ||
+                  key6 === 'type' ||
+                  key6 === 'entries'
                 )) {
-                  const err17 = {
+                  const err25 = {
                     instancePath:
-                      instancePath + '/ipsets/' + key3.replace(/~/g, '~0').replace(/\//g, '~1'),
+                      instancePath + '/ipsets/' + key4.replace(/~/g, '~0').replace(/\//g, '~1'),
                     schemaPath:
                       '#/properties/ipsets/additionalProperties/else/additionalProperties',
                     keyword: 'additionalProperties',
-                    params: { additionalProperty: key5 },
+                    params: { additionalProperty: key6 },
                     message: 'must NOT have additional properties',
                     schema: false,
                     parentSchema: schema31.properties.ipsets.additionalProperties.else,
-                    data: data5,
+                    data: data9,
                   };
                   if (vErrors === null) {
-                    vErrors = [err17];
+                    vErrors = [err25];
                   } else {
-                    vErrors.push(err17);
+                    vErrors.push(err25);
                   }
                   errors++;
                 }
               }
-              if (data5.external !== undefined) {
-                let data9 = data5.external;
-                if (false !== data9) {
-                  const err18 = {
+              if (data9.external !== undefined) {
+                let data13 = data9.external;
+                if (false !== data13) {
+                  const err26 = {
                     instancePath:
                       instancePath +
                       '/ipsets/' +
-                      key3.replace(/~/g, '~0').replace(/\//g, '~1') +
+                      key4.replace(/~/g, '~0').replace(/\//g, '~1') +
                       '/external',
                     schemaPath:
                       '#/properties/ipsets/additionalProperties/else/properties/external/const',
@@ -1160,24 +1397,24 @@ function validate20(
                     schema: false,
                     parentSchema:
                       schema31.properties.ipsets.additionalProperties.else.properties.external,
-                    data: data9,
+                    data: data13,
                   };
                   if (vErrors === null) {
-                    vErrors = [err18];
+                    vErrors = [err26];
                   } else {
-                    vErrors.push(err18);
+                    vErrors.push(err26);
                   }
                   errors++;
                 }
               }
-              if (data5.family !== undefined) {
-                let data10 = data5.family;
-                if (!(data10 === 'ipv4' || data10 === 'ipv6')) {
-                  const err19 = {
+              if (data9.family !== undefined) {
+                let data14 = data9.family;
+                if (!(data14 === 'ipv4' || data14 === 'ipv6')) {
+                  const err27 = {
                     instancePath:
                       instancePath +
                       '/ipsets/' +
-                      key3.replace(/~/g, '~0').replace(/\//g, '~1') +
+                      key4.replace(/~/g, '~0').replace(/\//g, '~1') +
                       '/family',
                     schemaPath:
                       '#/properties/ipsets/additionalProperties/else/properties/family/enum',
@@ -1191,24 +1428,24 @@ function validate20(
                       schema31.properties.ipsets.additionalProperties.else.properties.family.enum,
                     parentSchema:
                       schema31.properties.ipsets.additionalProperties.else.properties.family,
-                    data: data10,
+                    data: data14,
                   };
                   if (vErrors === null) {
-                    vErrors = [err19];
+                    vErrors = [err27];
                   } else {
-                    vErrors.push(err19);
+                    vErrors.push(err27);
                   }
                   errors++;
                 }
               }
-              if (data5.type !== undefined) {
-                let data11 = data5.type;
-                if (!(data11 === 'hash:ip' || data11 === 'hash:net')) {
-                  const err20 = {
+              if (data9.type !== undefined) {
+                let data15 = data9.type;
+                if (!(data15 === 'hash:ip' || data15 === 'hash:net')) {
+                  const err28 = {
                     instancePath:
                       instancePath +
                       '/ipsets/' +
-                      key3.replace(/~/g, '~0').replace(/\//g, '~1') +
+                      key4.replace(/~/g, '~0').replace(/\//g, '~1') +
                       '/type',
                     schemaPath:
                       '#/properties/ipsets/additionalProperties/else/properties/type/enum',
@@ -1222,29 +1459,29 @@ function validate20(
                       schema31.properties.ipsets.additionalProperties.else.properties.type.enum,
                     parentSchema:
                       schema31.properties.ipsets.additionalProperties.else.properties.type,
-                    data: data11,
+                    data: data15,
                   };
                   if (vErrors === null) {
-                    vErrors = [err20];
+                    vErrors = [err28];
                   } else {
-                    vErrors.push(err20);
+                    vErrors.push(err28);
                   }
                   errors++;
                 }
               }
-              if (data5.entries !== undefined) {
-                let data12 = data5.entries;
-                if (Array.isArray(data12)) {
-                  const len0 = data12.length;
+              if (data9.entries !== undefined) {
+                let data16 = data9.entries;
+                if (Array.isArray(data16)) {
+                  const len0 = data16.length;
                   for (let i0 = 0; i0 < len0; i0++) {
-                    let data13 = data12[i0];
-                    if (typeof data13 === 'string') {
-                      if (!pattern6.test(data13)) {
-                        const err21 = {
+                    let data17 = data16[i0];
+                    if (typeof data17 === 'string') {
+                      if (!pattern7.test(data17)) {
+                        const err29 = {
                           instancePath:
                             instancePath +
                             '/ipsets/' +
-                            key3.replace(/~/g, '~0').replace(/\//g, '~1') +
+                            key4.replace(/~/g, '~0').replace(/\//g, '~1') +
                             '/entries/' +
                             i0,
                           schemaPath:
@@ -1256,21 +1493,21 @@ function validate20(
                           parentSchema:
                             schema31.properties.ipsets.additionalProperties.else.properties.entries
                               .items,
-                          data: data13,
+                          data: data17,
                         };
                         if (vErrors === null) {
-                          vErrors = [err21];
+                          vErrors = [err29];
                         } else {
-                          vErrors.push(err21);
+                          vErrors.push(err29);
                         }
                         errors++;
                       }
                     } else {
-                      const err22 = {
+                      const err30 = {
                         instancePath:
                           instancePath +
                           '/ipsets/' +
-                          key3.replace(/~/g, '~0').replace(/\//g, '~1') +
+                          key4.replace(/~/g, '~0').replace(/\//g, '~1') +
                           '/entries/' +
                           i0,
                         schemaPath:
@@ -1284,22 +1521,22 @@ function validate20(
                         parentSchema:
                           schema31.properties.ipsets.additionalProperties.else.properties.entries
                             .items,
-                        data: data13,
+                        data: data17,
                       };
                       if (vErrors === null) {
-                        vErrors = [err22];
+                        vErrors = [err30];
                       } else {
-                        vErrors.push(err22);
+                        vErrors.push(err30);
                       }
                       errors++;
                     }
                   }
                 } else {
-                  const err23 = {
+                  const err31 = {
                     instancePath:
                       instancePath +
                       '/ipsets/' +
-                      key3.replace(/~/g, '~0').replace(/\//g, '~1') +
+                      key4.replace(/~/g, '~0').replace(/\//g, '~1') +
                       '/entries',
                     schemaPath:
                       '#/properties/ipsets/additionalProperties/else/properties/entries/type',
@@ -1310,196 +1547,6 @@ function validate20(
                       schema31.properties.ipsets.additionalProperties.else.properties.entries.type,
                     parentSchema:
                       schema31.properties.ipsets.additionalProperties.else.properties.entries,
-                    data: data12,
-                  };
-                  if (vErrors === null) {
-                    vErrors = [err23];
-                  } else {
-                    vErrors.push(err23);
-                  }
-                  errors++;
-                }
-              }
-            }
-            var _valid0 = _errs22 === errors;
-            valid4 = _valid0;
-            if (valid4) {
-              if (props0 !== true) {
-                props0 = true;
-              }
-            }
-            ifClause0 = 'else';
-          }
-          if (!valid4) {
-            const err24 = {
-              instancePath:
-                instancePath + '/ipsets/' + key3.replace(/~/g, '~0').replace(/\//g, '~1'),
-              schemaPath: '#/properties/ipsets/additionalProperties/if',
-              keyword: 'if',
-              params: { failingKeyword: ifClause0 },
-              message: 'must match "' + ifClause0 + '" schema',
-              schema: schema31.properties.ipsets.additionalProperties.if,
-              parentSchema: schema31.properties.ipsets.additionalProperties,
-              data: data5,
-            };
-            if (vErrors === null) {
-              vErrors = [err24];
-            } else {
-              vErrors.push(err24);
-            }
-            errors++;
-          }
-        }
-      } else {
-        const err25 = {
-          instancePath: instancePath + '/ipsets',
-          schemaPath: '#/properties/ipsets/type',
-          keyword: 'type',
-          params: { type: 'object' },
-          message: 'must be object',
-          schema: schema31.properties.ipsets.type,
-          parentSchema: schema31.properties.ipsets,
-          data: data4,
-        };
-        if (vErrors === null) {
-          vErrors = [err25];
-        } else {
-          vErrors.push(err25);
-        }
-        errors++;
-      }
-    }
-    if (data.containers !== undefined) {
-      let data14 = data.containers;
-      if (data14 && typeof data14 == 'object' && !Array.isArray(data14)) {
-        for (const key6 in data14) {
-          const _errs33 = errors;
-          if (typeof key6 === 'string') {
-            if (func1(key6) > 63) {
-              const err26 = {
-                instancePath: instancePath + '/containers',
-                schemaPath: '#/properties/containers/propertyNames/maxLength',
-                keyword: 'maxLength',
-                params: { limit: 63 },
-                message: 'must NOT have more than 63 characters',
-                schema: 63,
-                parentSchema: schema31.properties.containers.propertyNames,
-                data: key6,
-                propertyName: key6,
-              };
-              if (vErrors === null) {
-                vErrors = [err26];
-              } else {
-                vErrors.push(err26);
-              }
-              errors++;
-            }
-            if (!pattern4.test(key6)) {
-              const err27 = {
-                instancePath: instancePath + '/containers',
-                schemaPath: '#/properties/containers/propertyNames/pattern',
-                keyword: 'pattern',
-                params: { pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' },
-                message: 'must match pattern "' + '^[A-Za-z0-9][A-Za-z0-9_.-]*$' + '"',
-                schema: '^[A-Za-z0-9][A-Za-z0-9_.-]*$',
-                parentSchema: schema31.properties.containers.propertyNames,
-                data: key6,
-                propertyName: key6,
-              };
-              if (vErrors === null) {
-                vErrors = [err27];
-              } else {
-                vErrors.push(err27);
-              }
-              errors++;
-            }
-          }
-          var valid10 = _errs33 === errors;
-          if (!valid10) {
-            const err28 = {
-              instancePath: instancePath + '/containers',
-              schemaPath: '#/properties/containers/propertyNames',
-              keyword: 'propertyNames',
-              params: { propertyName: key6 },
-              message: 'property name must be valid',
-              schema: schema31.properties.containers.propertyNames,
-              parentSchema: schema31.properties.containers,
-              data: data14,
-            };
-            if (vErrors === null) {
-              vErrors = [err28];
-            } else {
-              vErrors.push(err28);
-            }
-            errors++;
-          }
-        }
-        for (const key7 in data14) {
-          let data15 = data14[key7];
-          if (data15 && typeof data15 == 'object' && !Array.isArray(data15)) {
-            for (const key8 in data15) {
-              if (!(key8 === 'select' || key8 === 'ingress' || key8 === 'egress')) {
-                const err29 = {
-                  instancePath:
-                    instancePath + '/containers/' + key7.replace(/~/g, '~0').replace(/\//g, '~1'),
-                  schemaPath: '#/properties/containers/additionalProperties/additionalProperties',
-                  keyword: 'additionalProperties',
-                  params: { additionalProperty: key8 },
-                  message: 'must NOT have additional properties',
-                  schema: false,
-                  parentSchema: schema31.properties.containers.additionalProperties,
-                  data: data15,
-                };
-                if (vErrors === null) {
-                  vErrors = [err29];
-                } else {
-                  vErrors.push(err29);
-                }
-                errors++;
-              }
-            }
-            if (data15.select !== undefined) {
-              let data16 = data15.select;
-              if (data16 && typeof data16 == 'object' && !Array.isArray(data16)) {
-                if (Object.keys(data16).length > 1) {
-                  const err30 = {
-                    instancePath:
-                      instancePath +
-                      '/containers/' +
-                      key7.replace(/~/g, '~0').replace(/\//g, '~1') +
-                      '/select',
-                    schemaPath:
-                      '#/properties/containers/additionalProperties/properties/select/maxProperties',
-                    keyword: 'maxProperties',
-                    params: { limit: 1 },
-                    message: 'must NOT have more than 1 properties',
-                    schema: 1,
-                    parentSchema:
-                      schema31.properties.containers.additionalProperties.properties.select,
-                    data: data16,
-                  };
-                  if (vErrors === null) {
-                    vErrors = [err30];
-                  } else {
-                    vErrors.push(err30);
-                  }
-                  errors++;
-                }
-                if (Object.keys(data16).length < 1) {
-                  const err31 = {
-                    instancePath:
-                      instancePath +
-                      '/containers/' +
-                      key7.replace(/~/g, '~0').replace(/\//g, '~1') +
-                      '/select',
-                    schemaPath:
-                      '#/properties/containers/additionalProperties/properties/select/minProperties',
-                    keyword: 'minProperties',
-                    params: { limit: 1 },
-                    message: 'must NOT have fewer than 1 properties',
-                    schema: 1,
-                    parentSchema:
-                      schema31.properties.containers.additionalProperties.properties.select,
                     data: data16,
                   };
                   if (vErrors === null) {
@@ -1509,40 +1556,230 @@ function validate20(
                   }
                   errors++;
                 }
-                for (const key9 in data16) {
-                  if (!(key9 === 'name' || key9 === 'label' || key9 === 'compose')) {
-                    const err32 = {
+              }
+            }
+            var _valid0 = _errs31 === errors;
+            valid5 = _valid0;
+            if (valid5) {
+              if (props0 !== true) {
+                props0 = true;
+              }
+            }
+            ifClause0 = 'else';
+          }
+          if (!valid5) {
+            const err32 = {
+              instancePath:
+                instancePath + '/ipsets/' + key4.replace(/~/g, '~0').replace(/\//g, '~1'),
+              schemaPath: '#/properties/ipsets/additionalProperties/if',
+              keyword: 'if',
+              params: { failingKeyword: ifClause0 },
+              message: 'must match "' + ifClause0 + '" schema',
+              schema: schema31.properties.ipsets.additionalProperties.if,
+              parentSchema: schema31.properties.ipsets.additionalProperties,
+              data: data9,
+            };
+            if (vErrors === null) {
+              vErrors = [err32];
+            } else {
+              vErrors.push(err32);
+            }
+            errors++;
+          }
+        }
+      } else {
+        const err33 = {
+          instancePath: instancePath + '/ipsets',
+          schemaPath: '#/properties/ipsets/type',
+          keyword: 'type',
+          params: { type: 'object' },
+          message: 'must be object',
+          schema: schema31.properties.ipsets.type,
+          parentSchema: schema31.properties.ipsets,
+          data: data8,
+        };
+        if (vErrors === null) {
+          vErrors = [err33];
+        } else {
+          vErrors.push(err33);
+        }
+        errors++;
+      }
+    }
+    if (data.containers !== undefined) {
+      let data18 = data.containers;
+      if (data18 && typeof data18 == 'object' && !Array.isArray(data18)) {
+        for (const key7 in data18) {
+          const _errs42 = errors;
+          if (typeof key7 === 'string') {
+            if (func1(key7) > 63) {
+              const err34 = {
+                instancePath: instancePath + '/containers',
+                schemaPath: '#/properties/containers/propertyNames/maxLength',
+                keyword: 'maxLength',
+                params: { limit: 63 },
+                message: 'must NOT have more than 63 characters',
+                schema: 63,
+                parentSchema: schema31.properties.containers.propertyNames,
+                data: key7,
+                propertyName: key7,
+              };
+              if (vErrors === null) {
+                vErrors = [err34];
+              } else {
+                vErrors.push(err34);
+              }
+              errors++;
+            }
+            if (!pattern5.test(key7)) {
+              const err35 = {
+                instancePath: instancePath + '/containers',
+                schemaPath: '#/properties/containers/propertyNames/pattern',
+                keyword: 'pattern',
+                params: { pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' },
+                message: 'must match pattern "' + '^[A-Za-z0-9][A-Za-z0-9_.-]*$' + '"',
+                schema: '^[A-Za-z0-9][A-Za-z0-9_.-]*$',
+                parentSchema: schema31.properties.containers.propertyNames,
+                data: key7,
+                propertyName: key7,
+              };
+              if (vErrors === null) {
+                vErrors = [err35];
+              } else {
+                vErrors.push(err35);
+              }
+              errors++;
+            }
+          }
+          var valid11 = _errs42 === errors;
+          if (!valid11) {
+            const err36 = {
+              instancePath: instancePath + '/containers',
+              schemaPath: '#/properties/containers/propertyNames',
+              keyword: 'propertyNames',
+              params: { propertyName: key7 },
+              message: 'property name must be valid',
+              schema: schema31.properties.containers.propertyNames,
+              parentSchema: schema31.properties.containers,
+              data: data18,
+            };
+            if (vErrors === null) {
+              vErrors = [err36];
+            } else {
+              vErrors.push(err36);
+            }
+            errors++;
+          }
+        }
+        for (const key8 in data18) {
+          let data19 = data18[key8];
+          if (data19 && typeof data19 == 'object' && !Array.isArray(data19)) {
+            for (const key9 in data19) {
+              if (!(key9 === 'select' || key9 === 'ingress' || key9 === 'egress')) {
+                const err37 = {
+                  instancePath:
+                    instancePath + '/containers/' + key8.replace(/~/g, '~0').replace(/\//g, '~1'),
+                  schemaPath: '#/properties/containers/additionalProperties/additionalProperties',
+                  keyword: 'additionalProperties',
+                  params: { additionalProperty: key9 },
+                  message: 'must NOT have additional properties',
+                  schema: false,
+                  parentSchema: schema31.properties.containers.additionalProperties,
+                  data: data19,
+                };
+                if (vErrors === null) {
+                  vErrors = [err37];
+                } else {
+                  vErrors.push(err37);
+                }
+                errors++;
+              }
+            }
+            if (data19.select !== undefined) {
+              let data20 = data19.select;
+              if (data20 && typeof data20 == 'object' && !Array.isArray(data20)) {
+                if (Object.keys(data20).length > 1) {
+                  const err38 = {
+                    instancePath:
+                      instancePath +
+                      '/containers/' +
+                      key8.replace(/~/g, '~0').replace(/\//g, '~1') +
+                      '/select',
+                    schemaPath:
+                      '#/properties/containers/additionalProperties/properties/select/maxProperties',
+                    keyword: 'maxProperties',
+                    params: { limit: 1 },
+                    message: 'must NOT have more than 1 properties',
+                    schema: 1,
+                    parentSchema:
+                      schema31.properties.containers.additionalProperties.properties.select,
+                    data: data20,
+                  };
+                  if (vErrors === null) {
+                    vErrors = [err38];
+                  } else {
+                    vErrors.push(err38);
+                  }
+                  errors++;
+                }
+                if (Object.keys(data20).length < 1) {
+                  const err39 = {
+                    instancePath:
+                      instancePath +
+                      '/containers/' +
+                      key8.replace(/~/g, '~0').replace(/\//g, '~1') +
+                      '/select',
+                    schemaPath:
+                      '#/properties/containers/additionalProperties/properties/select/minProperties',
+                    keyword: 'minProperties',
+                    params: { limit: 1 },
+                    message: 'must NOT have fewer than 1 properties',
+                    schema: 1,
+                    parentSchema:
+                      schema31.properties.containers.additionalProperties.properties.select,
+                    data: data20,
+                  };
+                  if (vErrors === null) {
+                    vErrors = [err39];
+                  } else {
+                    vErrors.push(err39);
+                  }
+                  errors++;
+                }
+                for (const key10 in data20) {
+                  if (!(key10 === 'name' || key10 === 'label' || key10 === 'compose')) {
+                    const err40 = {
                       instancePath:
                         instancePath +
                         '/containers/' +
-                        key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                        key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                         '/select',
                       schemaPath:
                         '#/properties/containers/additionalProperties/properties/select/additionalProperties',
                       keyword: 'additionalProperties',
-                      params: { additionalProperty: key9 },
+                      params: { additionalProperty: key10 },
                       message: 'must NOT have additional properties',
                       schema: false,
                       parentSchema:
                         schema31.properties.containers.additionalProperties.properties.select,
-                      data: data16,
+                      data: data20,
                     };
                     if (vErrors === null) {
-                      vErrors = [err32];
+                      vErrors = [err40];
                     } else {
-                      vErrors.push(err32);
+                      vErrors.push(err40);
                     }
                     errors++;
                   }
                 }
-                if (data16.name !== undefined) {
-                  let data17 = data16.name;
-                  if (typeof data17 !== 'string' && !Array.isArray(data17)) {
-                    const err33 = {
+                if (data20.name !== undefined) {
+                  let data21 = data20.name;
+                  if (typeof data21 !== 'string' && !Array.isArray(data21)) {
+                    const err41 = {
                       instancePath:
                         instancePath +
                         '/containers/' +
-                        key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                        key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                         '/select/name',
                       schemaPath:
                         '#/properties/containers/additionalProperties/properties/select/properties/name/type',
@@ -1558,22 +1795,22 @@ function validate20(
                       parentSchema:
                         schema31.properties.containers.additionalProperties.properties.select
                           .properties.name,
-                      data: data17,
+                      data: data21,
                     };
                     if (vErrors === null) {
-                      vErrors = [err33];
+                      vErrors = [err41];
                     } else {
-                      vErrors.push(err33);
+                      vErrors.push(err41);
                     }
                     errors++;
                   }
-                  if (typeof data17 === 'string') {
-                    if (func1(data17) > 255) {
-                      const err34 = {
+                  if (typeof data21 === 'string') {
+                    if (func1(data21) > 255) {
+                      const err42 = {
                         instancePath:
                           instancePath +
                           '/containers/' +
-                          key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                          key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                           '/select/name',
                         schemaPath:
                           '#/properties/containers/additionalProperties/properties/select/properties/name/maxLength',
@@ -1584,21 +1821,21 @@ function validate20(
                         parentSchema:
                           schema31.properties.containers.additionalProperties.properties.select
                             .properties.name,
-                        data: data17,
+                        data: data21,
                       };
                       if (vErrors === null) {
-                        vErrors = [err34];
+                        vErrors = [err42];
                       } else {
-                        vErrors.push(err34);
+                        vErrors.push(err42);
                       }
                       errors++;
                     }
-                    if (!pattern4.test(data17)) {
-                      const err35 = {
+                    if (!pattern5.test(data21)) {
+                      const err43 = {
                         instancePath:
                           instancePath +
                           '/containers/' +
-                          key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                          key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                           '/select/name',
                         schemaPath:
                           '#/properties/containers/additionalProperties/properties/select/properties/name/pattern',
@@ -1609,23 +1846,23 @@ function validate20(
                         parentSchema:
                           schema31.properties.containers.additionalProperties.properties.select
                             .properties.name,
-                        data: data17,
+                        data: data21,
                       };
                       if (vErrors === null) {
-                        vErrors = [err35];
+                        vErrors = [err43];
                       } else {
-                        vErrors.push(err35);
+                        vErrors.push(err43);
                       }
                       errors++;
                     }
                   }
-                  if (Array.isArray(data17)) {
-                    if (data17.length < 1) {
-                      const err36 = {
+                  if (Array.isArray(data21)) {
+                    if (data21.length < 1) {
+                      const err44 = {
                         instancePath:
                           instancePath +
                           '/containers/' +
-                          key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                          key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                           '/select/name',
                         schemaPath:
                           '#/properties/containers/additionalProperties/properties/select/properties/name/minItems',
@@ -1636,25 +1873,25 @@ function validate20(
                         parentSchema:
                           schema31.properties.containers.additionalProperties.properties.select
                             .properties.name,
-                        data: data17,
+                        data: data21,
                       };
                       if (vErrors === null) {
-                        vErrors = [err36];
+                        vErrors = [err44];
                       } else {
-                        vErrors.push(err36);
+                        vErrors.push(err44);
                       }
                       errors++;
                     }
-                    const len1 = data17.length;
+                    const len1 = data21.length;
                     for (let i1 = 0; i1 < len1; i1++) {
-                      let data18 = data17[i1];
-                      if (typeof data18 === 'string') {
-                        if (func1(data18) > 255) {
-                          const err37 = {
+                      let data22 = data21[i1];
+                      if (typeof data22 === 'string') {
+                        if (func1(data22) > 255) {
+                          const err45 = {
                             instancePath:
                               instancePath +
                               '/containers/' +
-                              key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                              key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                               '/select/name/' +
                               i1,
                             schemaPath:
@@ -1666,21 +1903,21 @@ function validate20(
                             parentSchema:
                               schema31.properties.containers.additionalProperties.properties.select
                                 .properties.name.items,
-                            data: data18,
+                            data: data22,
                           };
                           if (vErrors === null) {
-                            vErrors = [err37];
+                            vErrors = [err45];
                           } else {
-                            vErrors.push(err37);
+                            vErrors.push(err45);
                           }
                           errors++;
                         }
-                        if (!pattern4.test(data18)) {
-                          const err38 = {
+                        if (!pattern5.test(data22)) {
+                          const err46 = {
                             instancePath:
                               instancePath +
                               '/containers/' +
-                              key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                              key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                               '/select/name/' +
                               i1,
                             schemaPath:
@@ -1692,21 +1929,21 @@ function validate20(
                             parentSchema:
                               schema31.properties.containers.additionalProperties.properties.select
                                 .properties.name.items,
-                            data: data18,
+                            data: data22,
                           };
                           if (vErrors === null) {
-                            vErrors = [err38];
+                            vErrors = [err46];
                           } else {
-                            vErrors.push(err38);
+                            vErrors.push(err46);
                           }
                           errors++;
                         }
                       } else {
-                        const err39 = {
+                        const err47 = {
                           instancePath:
                             instancePath +
                             '/containers/' +
-                            key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                            key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                             '/select/name/' +
                             i1,
                           schemaPath:
@@ -1720,27 +1957,27 @@ function validate20(
                           parentSchema:
                             schema31.properties.containers.additionalProperties.properties.select
                               .properties.name.items,
-                          data: data18,
+                          data: data22,
                         };
                         if (vErrors === null) {
-                          vErrors = [err39];
+                          vErrors = [err47];
                         } else {
-                          vErrors.push(err39);
+                          vErrors.push(err47);
                         }
                         errors++;
                       }
                     }
                   }
                 }
-                if (data16.label !== undefined) {
-                  let data19 = data16.label;
-                  if (typeof data19 === 'string') {
-                    if (func1(data19) > 1024) {
-                      const err40 = {
+                if (data20.label !== undefined) {
+                  let data23 = data20.label;
+                  if (typeof data23 === 'string') {
+                    if (func1(data23) > 1024) {
+                      const err48 = {
                         instancePath:
                           instancePath +
                           '/containers/' +
-                          key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                          key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                           '/select/label',
                         schemaPath:
                           '#/properties/containers/additionalProperties/properties/select/properties/label/maxLength',
@@ -1751,21 +1988,21 @@ function validate20(
                         parentSchema:
                           schema31.properties.containers.additionalProperties.properties.select
                             .properties.label,
-                        data: data19,
+                        data: data23,
                       };
                       if (vErrors === null) {
-                        vErrors = [err40];
+                        vErrors = [err48];
                       } else {
-                        vErrors.push(err40);
+                        vErrors.push(err48);
                       }
                       errors++;
                     }
-                    if (!pattern10.test(data19)) {
-                      const err41 = {
+                    if (!pattern11.test(data23)) {
+                      const err49 = {
                         instancePath:
                           instancePath +
                           '/containers/' +
-                          key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                          key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                           '/select/label',
                         schemaPath:
                           '#/properties/containers/additionalProperties/properties/select/properties/label/pattern',
@@ -1781,21 +2018,21 @@ function validate20(
                         parentSchema:
                           schema31.properties.containers.additionalProperties.properties.select
                             .properties.label,
-                        data: data19,
+                        data: data23,
                       };
                       if (vErrors === null) {
-                        vErrors = [err41];
+                        vErrors = [err49];
                       } else {
-                        vErrors.push(err41);
+                        vErrors.push(err49);
                       }
                       errors++;
                     }
                   } else {
-                    const err42 = {
+                    const err50 = {
                       instancePath:
                         instancePath +
                         '/containers/' +
-                        key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                        key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                         '/select/label',
                       schemaPath:
                         '#/properties/containers/additionalProperties/properties/select/properties/label/type',
@@ -1808,25 +2045,25 @@ function validate20(
                       parentSchema:
                         schema31.properties.containers.additionalProperties.properties.select
                           .properties.label,
-                      data: data19,
+                      data: data23,
                     };
                     if (vErrors === null) {
-                      vErrors = [err42];
+                      vErrors = [err50];
                     } else {
-                      vErrors.push(err42);
+                      vErrors.push(err50);
                     }
                     errors++;
                   }
                 }
-                if (data16.compose !== undefined) {
-                  let data20 = data16.compose;
-                  if (data20 && typeof data20 == 'object' && !Array.isArray(data20)) {
-                    if (data20.project === undefined) {
-                      const err43 = {
+                if (data20.compose !== undefined) {
+                  let data24 = data20.compose;
+                  if (data24 && typeof data24 == 'object' && !Array.isArray(data24)) {
+                    if (data24.project === undefined) {
+                      const err51 = {
                         instancePath:
                           instancePath +
                           '/containers/' +
-                          key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                          key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                           '/select/compose',
                         schemaPath:
                           '#/properties/containers/additionalProperties/properties/select/properties/compose/required',
@@ -1839,51 +2076,51 @@ function validate20(
                         parentSchema:
                           schema31.properties.containers.additionalProperties.properties.select
                             .properties.compose,
-                        data: data20,
+                        data: data24,
                       };
                       if (vErrors === null) {
-                        vErrors = [err43];
+                        vErrors = [err51];
                       } else {
-                        vErrors.push(err43);
+                        vErrors.push(err51);
                       }
                       errors++;
                     }
-                    for (const key10 in data20) {
-                      if (!(key10 === 'project' || key10 === 'service')) {
-                        const err44 = {
+                    for (const key11 in data24) {
+                      if (!(key11 === 'project' || key11 === 'service')) {
+                        const err52 = {
                           instancePath:
                             instancePath +
                             '/containers/' +
-                            key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                            key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                             '/select/compose',
                           schemaPath:
                             '#/properties/containers/additionalProperties/properties/select/properties/compose/additionalProperties',
                           keyword: 'additionalProperties',
-                          params: { additionalProperty: key10 },
+                          params: { additionalProperty: key11 },
                           message: 'must NOT have additional properties',
                           schema: false,
                           parentSchema:
                             schema31.properties.containers.additionalProperties.properties.select
                               .properties.compose,
-                          data: data20,
+                          data: data24,
                         };
                         if (vErrors === null) {
-                          vErrors = [err44];
+                          vErrors = [err52];
                         } else {
-                          vErrors.push(err44);
+                          vErrors.push(err52);
                         }
                         errors++;
                       }
                     }
-                    if (data20.project !== undefined) {
-                      let data21 = data20.project;
-                      if (typeof data21 === 'string') {
-                        if (func1(data21) > 255) {
-                          const err45 = {
+                    if (data24.project !== undefined) {
+                      let data25 = data24.project;
+                      if (typeof data25 === 'string') {
+                        if (func1(data25) > 255) {
+                          const err53 = {
                             instancePath:
                               instancePath +
                               '/containers/' +
-                              key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                              key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                               '/select/compose/project',
                             schemaPath:
                               '#/properties/containers/additionalProperties/properties/select/properties/compose/properties/project/maxLength',
@@ -1894,21 +2131,21 @@ function validate20(
                             parentSchema:
                               schema31.properties.containers.additionalProperties.properties.select
                                 .properties.compose.properties.project,
-                            data: data21,
+                            data: data25,
                           };
                           if (vErrors === null) {
-                            vErrors = [err45];
+                            vErrors = [err53];
                           } else {
-                            vErrors.push(err45);
+                            vErrors.push(err53);
                           }
                           errors++;
                         }
-                        if (!pattern4.test(data21)) {
-                          const err46 = {
+                        if (!pattern5.test(data25)) {
+                          const err54 = {
                             instancePath:
                               instancePath +
                               '/containers/' +
-                              key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                              key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                               '/select/compose/project',
                             schemaPath:
                               '#/properties/containers/additionalProperties/properties/select/properties/compose/properties/project/pattern',
@@ -1919,21 +2156,21 @@ function validate20(
                             parentSchema:
                               schema31.properties.containers.additionalProperties.properties.select
                                 .properties.compose.properties.project,
-                            data: data21,
+                            data: data25,
                           };
                           if (vErrors === null) {
-                            vErrors = [err46];
+                            vErrors = [err54];
                           } else {
-                            vErrors.push(err46);
+                            vErrors.push(err54);
                           }
                           errors++;
                         }
                       } else {
-                        const err47 = {
+                        const err55 = {
                           instancePath:
                             instancePath +
                             '/containers/' +
-                            key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                            key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                             '/select/compose/project',
                           schemaPath:
                             '#/properties/containers/additionalProperties/properties/select/properties/compose/properties/project/type',
@@ -1946,25 +2183,25 @@ function validate20(
                           parentSchema:
                             schema31.properties.containers.additionalProperties.properties.select
                               .properties.compose.properties.project,
-                          data: data21,
+                          data: data25,
                         };
                         if (vErrors === null) {
-                          vErrors = [err47];
+                          vErrors = [err55];
                         } else {
-                          vErrors.push(err47);
+                          vErrors.push(err55);
                         }
                         errors++;
                       }
                     }
-                    if (data20.service !== undefined) {
-                      let data22 = data20.service;
-                      if (typeof data22 === 'string') {
-                        if (func1(data22) > 255) {
-                          const err48 = {
+                    if (data24.service !== undefined) {
+                      let data26 = data24.service;
+                      if (typeof data26 === 'string') {
+                        if (func1(data26) > 255) {
+                          const err56 = {
                             instancePath:
                               instancePath +
                               '/containers/' +
-                              key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                              key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                               '/select/compose/service',
                             schemaPath:
                               '#/properties/containers/additionalProperties/properties/select/properties/compose/properties/service/maxLength',
@@ -1975,21 +2212,21 @@ function validate20(
                             parentSchema:
                               schema31.properties.containers.additionalProperties.properties.select
                                 .properties.compose.properties.service,
-                            data: data22,
+                            data: data26,
                           };
                           if (vErrors === null) {
-                            vErrors = [err48];
+                            vErrors = [err56];
                           } else {
-                            vErrors.push(err48);
+                            vErrors.push(err56);
                           }
                           errors++;
                         }
-                        if (!pattern4.test(data22)) {
-                          const err49 = {
+                        if (!pattern5.test(data26)) {
+                          const err57 = {
                             instancePath:
                               instancePath +
                               '/containers/' +
-                              key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                              key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                               '/select/compose/service',
                             schemaPath:
                               '#/properties/containers/additionalProperties/properties/select/properties/compose/properties/service/pattern',
@@ -2000,21 +2237,21 @@ function validate20(
                             parentSchema:
                               schema31.properties.containers.additionalProperties.properties.select
                                 .properties.compose.properties.service,
-                            data: data22,
+                            data: data26,
                           };
                           if (vErrors === null) {
-                            vErrors = [err49];
+                            vErrors = [err57];
                           } else {
-                            vErrors.push(err49);
+                            vErrors.push(err57);
                           }
                           errors++;
                         }
                       } else {
-                        const err50 = {
+                        const err58 = {
                           instancePath:
                             instancePath +
                             '/containers/' +
-                            key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                            key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                             '/select/compose/service',
                           schemaPath:
                             '#/properties/containers/additionalProperties/properties/select/properties/compose/properties/service/type',
@@ -2027,22 +2264,22 @@ function validate20(
                           parentSchema:
                             schema31.properties.containers.additionalProperties.properties.select
                               .properties.compose.properties.service,
-                          data: data22,
+                          data: data26,
                         };
                         if (vErrors === null) {
-                          vErrors = [err50];
+                          vErrors = [err58];
                         } else {
-                          vErrors.push(err50);
+                          vErrors.push(err58);
                         }
                         errors++;
                       }
                     }
                   } else {
-                    const err51 = {
+                    const err59 = {
                       instancePath:
                         instancePath +
                         '/containers/' +
-                        key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                        key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                         '/select/compose',
                       schemaPath:
                         '#/properties/containers/additionalProperties/properties/select/properties/compose/type',
@@ -2055,22 +2292,22 @@ function validate20(
                       parentSchema:
                         schema31.properties.containers.additionalProperties.properties.select
                           .properties.compose,
-                      data: data20,
+                      data: data24,
                     };
                     if (vErrors === null) {
-                      vErrors = [err51];
+                      vErrors = [err59];
                     } else {
-                      vErrors.push(err51);
+                      vErrors.push(err59);
                     }
                     errors++;
                   }
                 }
               } else {
-                const err52 = {
+                const err60 = {
                   instancePath:
                     instancePath +
                     '/containers/' +
-                    key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                    key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                     '/select',
                   schemaPath: '#/properties/containers/additionalProperties/properties/select/type',
                   keyword: 'type',
@@ -2080,29 +2317,29 @@ function validate20(
                     schema31.properties.containers.additionalProperties.properties.select.type,
                   parentSchema:
                     schema31.properties.containers.additionalProperties.properties.select,
-                  data: data16,
+                  data: data20,
                 };
                 if (vErrors === null) {
-                  vErrors = [err52];
+                  vErrors = [err60];
                 } else {
-                  vErrors.push(err52);
+                  vErrors.push(err60);
                 }
                 errors++;
               }
             }
-            if (data15.ingress !== undefined) {
-              let data23 = data15.ingress;
-              if (Array.isArray(data23)) {
-                const len2 = data23.length;
+            if (data19.ingress !== undefined) {
+              let data27 = data19.ingress;
+              if (Array.isArray(data27)) {
+                const len2 = data27.length;
                 for (let i2 = 0; i2 < len2; i2++) {
-                  let data24 = data23[i2];
-                  if (data24 && typeof data24 == 'object' && !Array.isArray(data24)) {
-                    if (data24.ports === undefined) {
-                      const err53 = {
+                  let data28 = data27[i2];
+                  if (data28 && typeof data28 == 'object' && !Array.isArray(data28)) {
+                    if (data28.ports === undefined) {
+                      const err61 = {
                         instancePath:
                           instancePath +
                           '/containers/' +
-                          key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                          key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                           '/ingress/' +
                           i2,
                         schemaPath:
@@ -2116,21 +2353,21 @@ function validate20(
                         parentSchema:
                           schema31.properties.containers.additionalProperties.properties.ingress
                             .items,
-                        data: data24,
+                        data: data28,
                       };
                       if (vErrors === null) {
-                        vErrors = [err53];
+                        vErrors = [err61];
                       } else {
-                        vErrors.push(err53);
+                        vErrors.push(err61);
                       }
                       errors++;
                     }
-                    if (data24.from === undefined) {
-                      const err54 = {
+                    if (data28.from === undefined) {
+                      const err62 = {
                         instancePath:
                           instancePath +
                           '/containers/' +
-                          key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                          key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                           '/ingress/' +
                           i2,
                         schemaPath:
@@ -2144,58 +2381,59 @@ function validate20(
                         parentSchema:
                           schema31.properties.containers.additionalProperties.properties.ingress
                             .items,
-                        data: data24,
+                        data: data28,
                       };
                       if (vErrors === null) {
-                        vErrors = [err54];
+                        vErrors = [err62];
                       } else {
-                        vErrors.push(err54);
+                        vErrors.push(err62);
                       }
                       errors++;
                     }
-                    for (const key11 in data24) {
+                    for (const key12 in data28) {
                       if (!(
-                        key11 === 'ports' ||
-                        key11 === 'from' ||
-                        key11 === 'restrict_host_services'
+                        key12 === 'ports' ||
+                        key12 === 'from' ||
+                        key12 === 'restrict_host_services' ||
+                        key12 === 'log'
                       )) {
-                        const err55 = {
+                        const err63 = {
                           instancePath:
                             instancePath +
                             '/containers/' +
-                            key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                            key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                             '/ingress/' +
                             i2,
                           schemaPath:
                             '#/properties/containers/additionalProperties/properties/ingress/items/additionalProperties',
                           keyword: 'additionalProperties',
-                          params: { additionalProperty: key11 },
+                          params: { additionalProperty: key12 },
                           message: 'must NOT have additional properties',
                           schema: false,
                           parentSchema:
                             schema31.properties.containers.additionalProperties.properties.ingress
                               .items,
-                          data: data24,
+                          data: data28,
                         };
                         if (vErrors === null) {
-                          vErrors = [err55];
+                          vErrors = [err63];
                         } else {
-                          vErrors.push(err55);
+                          vErrors.push(err63);
                         }
                         errors++;
                       }
                     }
-                    if (data24.ports !== undefined) {
+                    if (data28.ports !== undefined) {
                       if (
-                        !validate21(data24.ports, {
+                        !validate21(data28.ports, {
                           instancePath:
                             instancePath +
                             '/containers/' +
-                            key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                            key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                             '/ingress/' +
                             i2 +
                             '/ports',
-                          parentData: data24,
+                          parentData: data28,
                           parentDataProperty: 'ports',
                           rootData,
                           dynamicAnchors,
@@ -2206,14 +2444,14 @@ function validate20(
                         errors = vErrors.length;
                       }
                     }
-                    if (data24.from !== undefined) {
-                      let data26 = data24.from;
-                      if (typeof data26 !== 'string' && !Array.isArray(data26)) {
-                        const err56 = {
+                    if (data28.from !== undefined) {
+                      let data30 = data28.from;
+                      if (typeof data30 !== 'string' && !Array.isArray(data30)) {
+                        const err64 = {
                           instancePath:
                             instancePath +
                             '/containers/' +
-                            key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                            key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                             '/ingress/' +
                             i2 +
                             '/from',
@@ -2231,22 +2469,22 @@ function validate20(
                           parentSchema:
                             schema31.properties.containers.additionalProperties.properties.ingress
                               .items.properties.from,
-                          data: data26,
+                          data: data30,
                         };
                         if (vErrors === null) {
-                          vErrors = [err56];
+                          vErrors = [err64];
                         } else {
-                          vErrors.push(err56);
+                          vErrors.push(err64);
                         }
                         errors++;
                       }
-                      if (typeof data26 === 'string') {
-                        if (!pattern15.test(data26)) {
-                          const err57 = {
+                      if (typeof data30 === 'string') {
+                        if (!pattern16.test(data30)) {
+                          const err65 = {
                             instancePath:
                               instancePath +
                               '/containers/' +
-                              key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                              key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                               '/ingress/' +
                               i2 +
                               '/from',
@@ -2266,23 +2504,23 @@ function validate20(
                             parentSchema:
                               schema31.properties.containers.additionalProperties.properties.ingress
                                 .items.properties.from,
-                            data: data26,
+                            data: data30,
                           };
                           if (vErrors === null) {
-                            vErrors = [err57];
+                            vErrors = [err65];
                           } else {
-                            vErrors.push(err57);
+                            vErrors.push(err65);
                           }
                           errors++;
                         }
                       }
-                      if (Array.isArray(data26)) {
-                        if (data26.length < 1) {
-                          const err58 = {
+                      if (Array.isArray(data30)) {
+                        if (data30.length < 1) {
+                          const err66 = {
                             instancePath:
                               instancePath +
                               '/containers/' +
-                              key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                              key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                               '/ingress/' +
                               i2 +
                               '/from',
@@ -2295,25 +2533,25 @@ function validate20(
                             parentSchema:
                               schema31.properties.containers.additionalProperties.properties.ingress
                                 .items.properties.from,
-                            data: data26,
+                            data: data30,
                           };
                           if (vErrors === null) {
-                            vErrors = [err58];
+                            vErrors = [err66];
                           } else {
-                            vErrors.push(err58);
+                            vErrors.push(err66);
                           }
                           errors++;
                         }
-                        const len3 = data26.length;
+                        const len3 = data30.length;
                         for (let i3 = 0; i3 < len3; i3++) {
-                          let data27 = data26[i3];
-                          if (typeof data27 === 'string') {
-                            if (!pattern15.test(data27)) {
-                              const err59 = {
+                          let data31 = data30[i3];
+                          if (typeof data31 === 'string') {
+                            if (!pattern16.test(data31)) {
+                              const err67 = {
                                 instancePath:
                                   instancePath +
                                   '/containers/' +
-                                  key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                                  key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                                   '/ingress/' +
                                   i2 +
                                   '/from/' +
@@ -2334,21 +2572,21 @@ function validate20(
                                 parentSchema:
                                   schema31.properties.containers.additionalProperties.properties
                                     .ingress.items.properties.from.items,
-                                data: data27,
+                                data: data31,
                               };
                               if (vErrors === null) {
-                                vErrors = [err59];
+                                vErrors = [err67];
                               } else {
-                                vErrors.push(err59);
+                                vErrors.push(err67);
                               }
                               errors++;
                             }
                           } else {
-                            const err60 = {
+                            const err68 = {
                               instancePath:
                                 instancePath +
                                 '/containers/' +
-                                key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                                key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                                 '/ingress/' +
                                 i2 +
                                 '/from/' +
@@ -2364,26 +2602,26 @@ function validate20(
                               parentSchema:
                                 schema31.properties.containers.additionalProperties.properties
                                   .ingress.items.properties.from.items,
-                              data: data27,
+                              data: data31,
                             };
                             if (vErrors === null) {
-                              vErrors = [err60];
+                              vErrors = [err68];
                             } else {
-                              vErrors.push(err60);
+                              vErrors.push(err68);
                             }
                             errors++;
                           }
                         }
                       }
                     }
-                    if (data24.restrict_host_services !== undefined) {
-                      let data28 = data24.restrict_host_services;
-                      if (typeof data28 !== 'boolean') {
-                        const err61 = {
+                    if (data28.restrict_host_services !== undefined) {
+                      let data32 = data28.restrict_host_services;
+                      if (typeof data32 !== 'boolean') {
+                        const err69 = {
                           instancePath:
                             instancePath +
                             '/containers/' +
-                            key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                            key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                             '/ingress/' +
                             i2 +
                             '/restrict_host_services',
@@ -2398,22 +2636,54 @@ function validate20(
                           parentSchema:
                             schema31.properties.containers.additionalProperties.properties.ingress
                               .items.properties.restrict_host_services,
-                          data: data28,
+                          data: data32,
                         };
                         if (vErrors === null) {
-                          vErrors = [err61];
+                          vErrors = [err69];
                         } else {
-                          vErrors.push(err61);
+                          vErrors.push(err69);
+                        }
+                        errors++;
+                      }
+                    }
+                    if (data28.log !== undefined) {
+                      let data33 = data28.log;
+                      if (typeof data33 !== 'boolean') {
+                        const err70 = {
+                          instancePath:
+                            instancePath +
+                            '/containers/' +
+                            key8.replace(/~/g, '~0').replace(/\//g, '~1') +
+                            '/ingress/' +
+                            i2 +
+                            '/log',
+                          schemaPath:
+                            '#/properties/containers/additionalProperties/properties/ingress/items/properties/log/type',
+                          keyword: 'type',
+                          params: { type: 'boolean' },
+                          message: 'must be boolean',
+                          schema:
+                            schema31.properties.containers.additionalProperties.properties.ingress
+                              .items.properties.log.type,
+                          parentSchema:
+                            schema31.properties.containers.additionalProperties.properties.ingress
+                              .items.properties.log,
+                          data: data33,
+                        };
+                        if (vErrors === null) {
+                          vErrors = [err70];
+                        } else {
+                          vErrors.push(err70);
                         }
                         errors++;
                       }
                     }
                   } else {
-                    const err62 = {
+                    const err71 = {
                       instancePath:
                         instancePath +
                         '/containers/' +
-                        key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                        key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                         '/ingress/' +
                         i2,
                       schemaPath:
@@ -2427,22 +2697,22 @@ function validate20(
                       parentSchema:
                         schema31.properties.containers.additionalProperties.properties.ingress
                           .items,
-                      data: data24,
+                      data: data28,
                     };
                     if (vErrors === null) {
-                      vErrors = [err62];
+                      vErrors = [err71];
                     } else {
-                      vErrors.push(err62);
+                      vErrors.push(err71);
                     }
                     errors++;
                   }
                 }
               } else {
-                const err63 = {
+                const err72 = {
                   instancePath:
                     instancePath +
                     '/containers/' +
-                    key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                    key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                     '/ingress',
                   schemaPath:
                     '#/properties/containers/additionalProperties/properties/ingress/type',
@@ -2453,53 +2723,58 @@ function validate20(
                     schema31.properties.containers.additionalProperties.properties.ingress.type,
                   parentSchema:
                     schema31.properties.containers.additionalProperties.properties.ingress,
-                  data: data23,
+                  data: data27,
                 };
                 if (vErrors === null) {
-                  vErrors = [err63];
+                  vErrors = [err72];
                 } else {
-                  vErrors.push(err63);
+                  vErrors.push(err72);
                 }
                 errors++;
               }
             }
-            if (data15.egress !== undefined) {
-              let data29 = data15.egress;
-              if (data29 && typeof data29 == 'object' && !Array.isArray(data29)) {
-                for (const key12 in data29) {
-                  if (!(key12 === 'default' || key12 === 'allow' || key12 === 'deny')) {
-                    const err64 = {
+            if (data19.egress !== undefined) {
+              let data34 = data19.egress;
+              if (data34 && typeof data34 == 'object' && !Array.isArray(data34)) {
+                for (const key13 in data34) {
+                  if (!(
+                    key13 === 'default' ||
+                    key13 === 'allow' ||
+                    key13 === 'deny' ||
+                    key13 === 'log'
+                  )) {
+                    const err73 = {
                       instancePath:
                         instancePath +
                         '/containers/' +
-                        key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                        key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                         '/egress',
                       schemaPath:
                         '#/properties/containers/additionalProperties/properties/egress/additionalProperties',
                       keyword: 'additionalProperties',
-                      params: { additionalProperty: key12 },
+                      params: { additionalProperty: key13 },
                       message: 'must NOT have additional properties',
                       schema: false,
                       parentSchema:
                         schema31.properties.containers.additionalProperties.properties.egress,
-                      data: data29,
+                      data: data34,
                     };
                     if (vErrors === null) {
-                      vErrors = [err64];
+                      vErrors = [err73];
                     } else {
-                      vErrors.push(err64);
+                      vErrors.push(err73);
                     }
                     errors++;
                   }
                 }
-                if (data29.default !== undefined) {
-                  let data30 = data29.default;
-                  if (!(data30 === 'allow' || data30 === 'deny')) {
-                    const err65 = {
+                if (data34.default !== undefined) {
+                  let data35 = data34.default;
+                  if (!(data35 === 'allow' || data35 === 'deny')) {
+                    const err74 = {
                       instancePath:
                         instancePath +
                         '/containers/' +
-                        key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                        key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                         '/egress/default',
                       schemaPath:
                         '#/properties/containers/additionalProperties/properties/egress/properties/default/enum',
@@ -2516,30 +2791,30 @@ function validate20(
                       parentSchema:
                         schema31.properties.containers.additionalProperties.properties.egress
                           .properties.default,
-                      data: data30,
+                      data: data35,
                     };
                     if (vErrors === null) {
-                      vErrors = [err65];
+                      vErrors = [err74];
                     } else {
-                      vErrors.push(err65);
+                      vErrors.push(err74);
                     }
                     errors++;
                   }
                 }
-                if (data29.allow !== undefined) {
-                  let data31 = data29.allow;
-                  if (Array.isArray(data31)) {
-                    const len4 = data31.length;
+                if (data34.allow !== undefined) {
+                  let data36 = data34.allow;
+                  if (Array.isArray(data36)) {
+                    const len4 = data36.length;
                     for (let i4 = 0; i4 < len4; i4++) {
                       if (
-                        !validate23(data31[i4], {
+                        !validate23(data36[i4], {
                           instancePath:
                             instancePath +
                             '/containers/' +
-                            key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                            key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                             '/egress/allow/' +
                             i4,
-                          parentData: data31,
+                          parentData: data36,
                           parentDataProperty: i4,
                           rootData,
                           dynamicAnchors,
@@ -2551,11 +2826,11 @@ function validate20(
                       }
                     }
                   } else {
-                    const err66 = {
+                    const err75 = {
                       instancePath:
                         instancePath +
                         '/containers/' +
-                        key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                        key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                         '/egress/allow',
                       schemaPath:
                         '#/properties/containers/additionalProperties/properties/egress/properties/allow/type',
@@ -2568,30 +2843,30 @@ function validate20(
                       parentSchema:
                         schema31.properties.containers.additionalProperties.properties.egress
                           .properties.allow,
-                      data: data31,
+                      data: data36,
                     };
                     if (vErrors === null) {
-                      vErrors = [err66];
+                      vErrors = [err75];
                     } else {
-                      vErrors.push(err66);
+                      vErrors.push(err75);
                     }
                     errors++;
                   }
                 }
-                if (data29.deny !== undefined) {
-                  let data33 = data29.deny;
-                  if (Array.isArray(data33)) {
-                    const len5 = data33.length;
+                if (data34.deny !== undefined) {
+                  let data38 = data34.deny;
+                  if (Array.isArray(data38)) {
+                    const len5 = data38.length;
                     for (let i5 = 0; i5 < len5; i5++) {
                       if (
-                        !validate23(data33[i5], {
+                        !validate23(data38[i5], {
                           instancePath:
                             instancePath +
                             '/containers/' +
-                            key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                            key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                             '/egress/deny/' +
                             i5,
-                          parentData: data33,
+                          parentData: data38,
                           parentDataProperty: i5,
                           rootData,
                           dynamicAnchors,
@@ -2603,11 +2878,11 @@ function validate20(
                       }
                     }
                   } else {
-                    const err67 = {
+                    const err76 = {
                       instancePath:
                         instancePath +
                         '/containers/' +
-                        key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                        key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                         '/egress/deny',
                       schemaPath:
                         '#/properties/containers/additionalProperties/properties/egress/properties/deny/type',
@@ -2620,22 +2895,52 @@ function validate20(
                       parentSchema:
                         schema31.properties.containers.additionalProperties.properties.egress
                           .properties.deny,
-                      data: data33,
+                      data: data38,
                     };
                     if (vErrors === null) {
-                      vErrors = [err67];
+                      vErrors = [err76];
                     } else {
-                      vErrors.push(err67);
+                      vErrors.push(err76);
+                    }
+                    errors++;
+                  }
+                }
+                if (data34.log !== undefined) {
+                  let data40 = data34.log;
+                  if (typeof data40 !== 'boolean') {
+                    const err77 = {
+                      instancePath:
+                        instancePath +
+                        '/containers/' +
+                        key8.replace(/~/g, '~0').replace(/\//g, '~1') +
+                        '/egress/log',
+                      schemaPath:
+                        '#/properties/containers/additionalProperties/properties/egress/properties/log/type',
+                      keyword: 'type',
+                      params: { type: 'boolean' },
+                      message: 'must be boolean',
+                      schema:
+                        schema31.properties.containers.additionalProperties.properties.egress
+                          .properties.log.type,
+                      parentSchema:
+                        schema31.properties.containers.additionalProperties.properties.egress
+                          .properties.log,
+                      data: data40,
+                    };
+                    if (vErrors === null) {
+                      vErrors = [err77];
+                    } else {
+                      vErrors.push(err77);
                     }
                     errors++;
                   }
                 }
               } else {
-                const err68 = {
+                const err78 = {
                   instancePath:
                     instancePath +
                     '/containers/' +
-                    key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                    key8.replace(/~/g, '~0').replace(/\//g, '~1') +
                     '/egress',
                   schemaPath: '#/properties/containers/additionalProperties/properties/egress/type',
                   keyword: 'type',
@@ -2645,38 +2950,38 @@ function validate20(
                     schema31.properties.containers.additionalProperties.properties.egress.type,
                   parentSchema:
                     schema31.properties.containers.additionalProperties.properties.egress,
-                  data: data29,
+                  data: data34,
                 };
                 if (vErrors === null) {
-                  vErrors = [err68];
+                  vErrors = [err78];
                 } else {
-                  vErrors.push(err68);
+                  vErrors.push(err78);
                 }
                 errors++;
               }
             }
           } else {
-            const err69 = {
+            const err79 = {
               instancePath:
-                instancePath + '/containers/' + key7.replace(/~/g, '~0').replace(/\//g, '~1'),
+                instancePath + '/containers/' + key8.replace(/~/g, '~0').replace(/\//g, '~1'),
               schemaPath: '#/properties/containers/additionalProperties/type',
               keyword: 'type',
               params: { type: 'object' },
               message: 'must be object',
               schema: schema31.properties.containers.additionalProperties.type,
               parentSchema: schema31.properties.containers.additionalProperties,
-              data: data15,
+              data: data19,
             };
             if (vErrors === null) {
-              vErrors = [err69];
+              vErrors = [err79];
             } else {
-              vErrors.push(err69);
+              vErrors.push(err79);
             }
             errors++;
           }
         }
       } else {
-        const err70 = {
+        const err80 = {
           instancePath: instancePath + '/containers',
           schemaPath: '#/properties/containers/type',
           keyword: 'type',
@@ -2684,18 +2989,18 @@ function validate20(
           message: 'must be object',
           schema: schema31.properties.containers.type,
           parentSchema: schema31.properties.containers,
-          data: data14,
+          data: data18,
         };
         if (vErrors === null) {
-          vErrors = [err70];
+          vErrors = [err80];
         } else {
-          vErrors.push(err70);
+          vErrors.push(err80);
         }
         errors++;
       }
     }
   } else {
-    const err71 = {
+    const err81 = {
       instancePath,
       schemaPath: '#/type',
       keyword: 'type',
@@ -2706,9 +3011,9 @@ function validate20(
       data,
     };
     if (vErrors === null) {
-      vErrors = [err71];
+      vErrors = [err81];
     } else {
-      vErrors.push(err71);
+      vErrors.push(err81);
     }
     errors++;
   }
