@@ -12,7 +12,13 @@ import { isEmptyPlan, type Plan } from '../plan/model.js';
 import { renderPlanText } from '../plan/render-text.js';
 import type { ApplyOptions } from './apply-options.js';
 import type { DesiredState } from '../compile/model.js';
-import { changesExit, desiredAndPlan, planFor, withListenerNames, type Context } from './context.js';
+import {
+  changesExit,
+  desiredAndPlan,
+  planFor,
+  withListenerNames,
+  type Context,
+} from './context.js';
 import type { LoadedPolicy } from './policy-input.js';
 import { policyName } from './policy-path.js';
 import type { SavedPlan } from './saved-plan.js';
