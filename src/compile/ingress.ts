@@ -122,6 +122,17 @@ export class Ingress {
       : { sources: unionOf(rules.map((r) => r.rule.from)), origins: rules.map((r) => r.origin) };
   }
 
+  /**
+   * Who may reach a publication at the container's own address. A port Docker publishes on
+   * loopback only is the host's: before Docker 28 its ACCEPT for the container's address also
+   * lets in any host that routes to the subnet, so that path is held to the host too.
+   */
+  private directReachOf(p: RawPublication): { sources: SourceSet; origins: RuleOrigin[] } {
+    if (p.via === 'dnat' && p.hostIps.length > 0 && p.hostIps.every(isLoopback))
+      return { sources: HOST_ONLY, origins: [DEFAULTS_INGRESS] };
+    return this.reachOf(p);
+  }
+
   publications(): Publication[] {
     return this.context.publications.map((p) => {
       const { origins } = this.reachOf(p);
@@ -173,7 +184,7 @@ export class Ingress {
           port: p.containerPort,
           targets: [],
         };
-        entry.targets.push({ address, ...this.reachOf(p) });
+        entry.targets.push({ address, ...this.directReachOf(p) });
         byPort.set(key, entry);
       }
     }
@@ -235,6 +246,8 @@ export class Ingress {
   foreignListeners(range: PortRange): Listener[] {
     return (this.context.facts.listeners ?? []).filter(
       (l) =>
+        // moat's INPUT rules never match loopback (`! -i lo`): a 127.0.0.53:53 resolver is safe.
+        !isLoopback(l.address) &&
         covers(range, l.protocol, l.port) &&
         !this.publishedBy(l) &&
         (l.owners.length === 0 || l.owners.some((o) => !DOCKER_PORT_HOLDERS.includes(o.command))),

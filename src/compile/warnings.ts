@@ -163,7 +163,20 @@ function proxyWindow(context: CompileContext, ingress: Ingress): void {
   }
 }
 
+/** What moat cannot check or close on this host, said before it matters. */
+function hostLimits(context: CompileContext): void {
+  if (context.facts.ipv6Dnat || context.policy.defaults.ingress === 'host') return;
+  for (const network of context.inventory.networks) {
+    if (!network.ipv6) continue;
+    context.warn(
+      'ipv6-unfiltered',
+      `network "${network.name}" has IPv6 but Docker writes no ip6tables rules (a daemon before 27, or "ip6tables": false): every port of its containers is reachable at their IPv6 addresses by any host that routes to ${network.subnets.filter((s) => s.includes(':')).join(', ') || 'its subnet'}; rules cover the published ones. Set defaults.ingress: host to close the rest`,
+    );
+  }
+}
+
 export function compileWarnings(context: CompileContext, ingress: Ingress): void {
+  hostLimits(context);
   unpublishedPorts(context);
   oneFamilySources(context, ingress);
   anyBesideOthers(context);

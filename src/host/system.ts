@@ -132,7 +132,9 @@ export async function readListeners(): Promise<Listener[] | undefined> {
       return text === undefined ? undefined : parseSocketTable(text, protocol);
     }),
   );
-  if (tables.some((t) => t === undefined)) return undefined;
+  // Without IPv4's tables nothing is known; a host booted with ipv6.disable=1 has no tcp6 and
+  // udp6 tables, and no IPv6 listener either.
+  if (tables[0] === undefined || tables[2] === undefined) return undefined;
   return tables
     .flatMap((t) => t ?? [])
     .map((s) => ({

@@ -137,6 +137,19 @@ describe('compile: published ports', () => {
     );
   });
 
+  test("a port published on loopback only is the host's on the direct path too (Docker before 28 ACCEPTs it there)", () => {
+    const api = container('api', '172.17.0.5', [], {
+      ports: [{ hostIp: '127.0.0.1', hostPort: 8080, containerPort: 80, protocol: 'tcp' }],
+    });
+    const desired = compile(
+      hostOnlyGhost,
+      inventory(api, container('ghost', '172.17.0.2', [{ host: 2368 }])),
+    );
+    const direct = { path: 'direct', outInterface: 'docker0', destination: '172.17.0.5' } as const;
+    expect(reach(desired, 80, direct)).toEqual(HOST_ONLY);
+    expect(reach(desired, 81, direct)).toEqual(ANYONE);
+  });
+
   test('an empty policy wants nothing', () => {
     const desired = compile(policy([]), inventory(container('ghost', '172.17.0.2', [{ host: 1 }])));
     expect(desired.families.ipv4.chains).toEqual([]);
