@@ -157,7 +157,11 @@ function checkFamily(
   const found: Contradiction[] = [];
   if (answer !== undefined && probes.length === 0 && answer.note !== undefined)
     return [{ ...base, kind: 'unchecked', source: 'anyone', found: answer.note }];
-  const intruder = probes.find((p) => p.outcome.verdict === 'reachable' && !admitted(p));
+  // The plan's words are about clients from outside (src/plan/reach.ts): a neighbour on a
+  // Docker network is not one of them (a routed network's own members reach each other).
+  const intruder = probes.find(
+    (p) => p.outcome.verdict === 'reachable' && !admitted(p) && !isContainer(world, p),
+  );
   if (intruder !== undefined)
     found.push({
       ...base,

@@ -30,11 +30,15 @@ async function contradictions(snapshot: string, policyText: string): Promise<str
   return checked.contradictions.map(contradictionWords);
 }
 
-/** A copy of a bundled snapshot with `edit` applied to its iptables-save.txt. */
-function editedSnapshot(name: string, edit: (save: string) => string): string {
+/** A copy of a bundled snapshot with `edit` applied to one of its files (iptables-save.txt). */
+function editedSnapshot(
+  name: string,
+  edit: (text: string) => string,
+  fileName = 'iptables-save.txt',
+): string {
   const dir = mkdtempSync(join(tmpdir(), 'moat-crosscheck-'));
   cpSync(join(EXAMPLES, name), dir, { recursive: true });
-  const file = join(dir, 'iptables-save.txt');
+  const file = join(dir, fileName);
   writeFileSync(file, edit(readFileSync(file, 'utf8')));
   return dir;
 }
@@ -130,4 +134,26 @@ test('a time budget: ports whose words change are checked first, the rest are na
   expect(plan.exposures.length).toBeGreaterThan(2);
   expect(checked.skipped).toHaveLength(plan.exposures.length - 1);
   expect(checked.skipped).not.toContain('ghost 2368/tcp'); // the one port whose words change
+});
+
+test("a routed network's own members are not the outside clients the plan's words are about", async () => {
+  const dir = editedSnapshot(
+    'snapshot-docker-28.5.2',
+    (json) => {
+      const networks = JSON.parse(json) as { Name: string; Options: Record<string, string> }[];
+      for (const n of networks)
+        if (n.Name === 'appnet')
+          n.Options = { 'com.docker.network.bridge.gateway_mode_ipv4': 'routed' };
+      return JSON.stringify(networks);
+    },
+    'docker-networks.json',
+  );
+  try {
+    const policy =
+      'version: 1\ncontainers:\n  api:\n    ingress:\n      - ports: [80/tcp]\n        from: [203.0.113.7]\n';
+    const found = await contradictions(dir, policy);
+    expect(found.filter((c) => /172\.30\./.test(c))).toEqual([]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
