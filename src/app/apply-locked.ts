@@ -6,21 +6,27 @@ import { applyPlan, StalePlanError } from '../apply/apply.js';
 import { ExitCode, UserError } from '../core/errors.js';
 import type { Inventory } from '../docker/model.js';
 import type { LiveHost } from '../host/read-host.js';
-import type { LiveNetfilter } from '../netfilter/model.js';
+import type { IptablesBackend, LiveNetfilter } from '../netfilter/model.js';
+import type { DesiredState } from '../compile/model.js';
+import { diff } from '../plan/diff.js';
 import { isEmptyPlan, type Plan } from '../plan/model.js';
 import { planFromDocument } from '../plan/render-json.js';
 import { renderPlanText } from '../plan/render-text.js';
 import type { Policy } from '../policy/model.js';
 import type { ApplyOptions } from './apply.js';
 import { readPlanFile } from './commands.js';
-import { changesExit, planFor, type Context } from './context.js';
+import { changesExit, desiredFor, planFor, type Context } from './context.js';
 import { TOOL_VERSION } from './version.js';
 
 export interface ApplyOutcome {
   readonly exitCode: number;
   readonly plan: Plan;
   readonly changed: boolean;
-  readonly backend: string;
+  readonly backend: IptablesBackend;
+  /** What moat wants the host to hold: after a successful apply, what it holds. */
+  readonly desired: DesiredState;
+  /** The host as read before the apply. */
+  readonly live: LiveNetfilter;
 }
 
 export interface HostRead {
@@ -41,6 +47,7 @@ export async function applyLocked(
   sha256: string,
   { host, inventory, live }: HostRead,
 ): Promise<ApplyOutcome> {
+  const desired = desiredFor(policy, inventory, live);
   let plan: Plan;
   if (options.planFile !== undefined) {
     const saved = planFromDocument(await readPlanFile(options.planFile), options.planFile);
@@ -56,20 +63,20 @@ export async function applyLocked(
     }
     // Apply only what moat itself computes now: a saved plan is a confirmation of intent, so
     // a plan file edited by hand (or made for another host state) can never inject a rule.
-    plan = planFor(policy, inventory, live);
+    plan = diff(desired, live);
     if (JSON.stringify(plan.steps) !== JSON.stringify(saved.plan.steps)) {
       throw new StalePlanError(
         `the host or its containers changed since ${options.planFile} was made (or the file was edited); nothing was applied. Plan again.`,
       );
     }
   } else {
-    plan = planFor(policy, inventory, live);
+    plan = diff(desired, live);
   }
+  const outcome = { plan, backend: host.backend, desired, live };
 
   const talk = options.logFormat === 'text' && !options.quiet;
   if (talk) ctx.io.out(renderPlanText(plan, { color: ctx.color }));
-  if (isEmptyPlan(plan))
-    return { exitCode: ExitCode.ok, plan, changed: false, backend: host.backend };
+  if (isEmptyPlan(plan)) return { ...outcome, exitCode: ExitCode.ok, changed: false };
   if (options.planFile === undefined && !options.autoApprove) {
     if (!ctx.io.interactive) {
       throw new UserError(
@@ -80,7 +87,7 @@ export async function applyLocked(
     const answer = await ctx.io.ask('\nApply these changes? Only "yes" applies: ');
     if (answer.trim() !== 'yes') {
       ctx.io.err('Apply cancelled; nothing was changed.\n');
-      return { exitCode: ExitCode.error, plan, changed: false, backend: host.backend };
+      return { ...outcome, exitCode: ExitCode.error, changed: false };
     }
   }
   await applyPlan(
@@ -94,10 +101,5 @@ export async function applyLocked(
     live,
   );
   if (options.logFormat === 'text') ctx.io.out(appliedLine(plan));
-  return {
-    exitCode: changesExit(true, options.detailedExitcode),
-    plan,
-    changed: true,
-    backend: host.backend,
-  };
+  return { ...outcome, exitCode: changesExit(true, options.detailedExitcode), changed: true };
 }

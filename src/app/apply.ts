@@ -6,12 +6,12 @@
 import { dirname, resolve } from 'node:path';
 import { withLock } from '../host/lock.js';
 import { openLiveHost } from '../host/read-host.js';
-import { renderMetrics } from '../state/metrics.js';
-import { readHistory, recordRun, writeAtomically, type RunRecord } from '../state/runs.js';
+import { driftedObjects } from '../plan/drift.js';
+import { recordRun, type RunRecord } from '../state/runs.js';
 import type { ApplyOutcome, HostRead } from './apply-locked.js';
 import type { Context, HostOptions } from './context.js';
+import { refreshMetricsFile } from './metrics-file.js';
 import type { LoadedPolicy } from './policy-input.js';
-import { TOOL_VERSION } from './version.js';
 
 export type LogFormat = 'text' | 'json';
 
@@ -42,12 +42,7 @@ async function remember(ctx: Context, options: ApplyOptions, record: RunRecord):
   try {
     await recordRun(options.stateDir, record);
     if (options.metricsFile !== undefined) {
-      const history = await readHistory(options.stateDir);
-      const metrics = renderMetrics(history, {
-        version: TOOL_VERSION,
-        backend: record.backend ?? 'unknown',
-      });
-      await writeAtomically(options.metricsFile, metrics);
+      await refreshMetricsFile(options.stateDir, options.metricsFile, record.backend);
     }
   } catch (error) {
     ctx.io.err(
@@ -56,7 +51,12 @@ async function remember(ctx: Context, options: ApplyOptions, record: RunRecord):
   }
 }
 
-export async function applyCommand(ctx: Context, options: ApplyOptions): Promise<number> {
+export async function applyCommand(
+  ctx: Context,
+  options: ApplyOptions,
+  /** Told what a pass found and did (watch follows moat's objects with it). */
+  observe?: (outcome: ApplyOutcome) => void,
+): Promise<number> {
   const started = Date.now();
   const base = {
     time: new Date(started).toISOString(),
@@ -97,6 +97,7 @@ export async function applyCommand(ctx: Context, options: ApplyOptions): Promise
       throw error;
     }
     const gitRevisionNow = await revision;
+    const drifted = outcome.changed ? driftedObjects(outcome.plan) : [];
     const record: RunRecord = {
       ...base,
       duration_ms: Date.now() - started,
@@ -104,10 +105,12 @@ export async function applyCommand(ctx: Context, options: ApplyOptions): Promise
       policy_sha256: loaded.sha256,
       ...(gitRevisionNow === undefined ? {} : { git_revision: gitRevisionNow }),
       changes: outcome.changed ? outcome.plan.summary : { add: 0, change: 0, destroy: 0 },
-      drift: outcome.changed && outcome.plan.steps.some((step) => step.reason === 'drift'),
+      drift: drifted.length > 0,
+      ...(drifted.length > 0 ? { drifted } : {}),
       backend: outcome.backend,
     };
     await remember(ctx, options, record);
+    observe?.(outcome);
     if (options.logFormat === 'json') {
       ctx.io.out(JSON.stringify({ level: 'info', event: 'apply', ...record }) + '\n');
     }

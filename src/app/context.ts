@@ -8,6 +8,7 @@ import type { BackendChoice } from '../netfilter/backend.js';
 import type { LiveNetfilter } from '../netfilter/model.js';
 import { diff } from '../plan/diff.js';
 import type { Plan } from '../plan/model.js';
+import type { DesiredState } from '../compile/model.js';
 import type { Policy } from '../policy/model.js';
 import type { Io } from './io.js';
 
@@ -22,8 +23,16 @@ export interface HostOptions {
   readonly backend: BackendChoice;
 }
 
+export function desiredFor(
+  policy: Policy,
+  inventory: Inventory,
+  live: LiveNetfilter,
+): DesiredState {
+  return compile(policy, inventory, hostFacts(live));
+}
+
 export function planFor(policy: Policy, inventory: Inventory, live: LiveNetfilter): Plan {
-  return diff(compile(policy, inventory, hostFacts(live)), live);
+  return diff(desiredFor(policy, inventory, live), live);
 }
 
 export function changesExit(changed: boolean, detailed: boolean): number {
