@@ -3,6 +3,7 @@ import { ExitCode } from '../core/errors.js';
 import { openLiveHost } from '../host/read-host.js';
 import { isEmptyPlan } from '../plan/model.js';
 import { lastWhere, readHistory, type RunRecord } from '../state/runs.js';
+import { readRunningWatch, type WatchState } from '../state/watch-state.js';
 import { planFor, type Context, type HostOptions } from './context.js';
 import { loadValidPolicy } from './policy-input.js';
 
@@ -12,7 +13,10 @@ export async function statusCommand(
   ctx: Context,
   options: HostOptions & { file: string; stateDir: string; json: boolean },
 ): Promise<number> {
-  const history = await readHistory(options.stateDir);
+  const [history, watch] = await Promise.all([
+    readHistory(options.stateDir),
+    readRunningWatch(options.stateDir),
+  ]);
   const last = history.runs.at(-1);
   const lastSuccess = lastWhere(history, (r) => r.result !== 'failed');
   const lastChange = lastWhere(history, (r) => r.result === 'changed');
@@ -30,6 +34,7 @@ export async function statusCommand(
       last_success: lastSuccess?.time ?? null,
       last_change: lastChange?.time ?? null,
       pending: { steps: plan.steps.length, drift, summary: plan.summary },
+      watch: watch ?? null,
     };
     ctx.io.out(JSON.stringify(doc, null, 2) + '\n');
   } else {
@@ -46,6 +51,7 @@ export async function statusCommand(
             ? 'the host matches the policy'
             : `${plan.steps.length} step(s) pending, ${drift} of them drift (run \`moat plan\`)`
         }`,
+        ...watchLines(watch),
         '',
       ].join('\n'),
     );
@@ -58,3 +64,26 @@ export async function statusCommand(
 }
 
 /** `moat init`: a firewall.yaml that reproduces today's exposure, so the first plan is empty. */
+
+/** What a running `moat watch` says about its repairs; nothing when none runs. */
+function watchLines(watch: WatchState | undefined): string[] {
+  if (watch === undefined) return [];
+  const last = watch.last_repair;
+  const lines = [
+    `Watch:        running (pid ${watch.pid}) since ${watch.started}, ${watch.repairs} repair(s)` +
+      (watch.probes.length === 0
+        ? ', no change notifications'
+        : `, noticing with ${watch.probes.join(' and ')}`),
+  ];
+  if (last !== undefined) {
+    lines.push(`Last repair:  ${last.time} in ${last.latency_ms} ms: ${last.drift.join(', ')}`);
+  }
+  const fight = watch.fight;
+  if (fight !== undefined) {
+    lines.push(
+      `Fighting:     since ${fight.since}, another program keeps undoing: ${fight.drift.join(', ')}` +
+        ` (round ${fight.round}, repairs held until ${fight.hold_until})`,
+    );
+  }
+  return lines;
+}

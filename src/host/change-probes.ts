@@ -1,0 +1,227 @@
+/**
+ * Long-lived programs that tell `moat watch` when moat's objects may have changed, so that it
+ * can look (and repair) within a second instead of at its next interval. Node has no netlink,
+ * so each probe is a child process whose output is the signal; this module only starts them,
+ * restarts them when they die, and stops them.
+ *
+ * - nft backend: the kernel's change notifications. `nft monitor ruleset` when nftables is
+ *   installed (it flushes each event; `ruleset` leaves out packet traces); otherwise
+ *   `xtables-monitor -e`, which ships with iptables itself, under `stdbuf -oL` because it
+ *   buffers its output when not writing to a terminal. xtables-monitor exits on a rule written
+ *   with nft that it cannot parse (Docker 29's nftables backend, firewalld): it is restarted,
+ *   and its exit counts as a change.
+ * - legacy backend: no notifications; src/host/legacy-probe.ts polls the tables' size.
+ * - ipset: no notifications either; an interactive `ipset -` is asked for the headers of every
+ *   set (`list -t`: counts and sizes, never members) every `ipsetPollMs`, and a change of moat's
+ *   sets' headers is the signal.
+ *
+ * Every line or exit is only a hint: watch then reads moat's objects and compares.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { moatSetHeaders } from '../netfilter/parse-ipset.js';
+import type { IptablesBackend } from '../netfilter/model.js';
+import { legacyProbeCommand } from './legacy-probe.js';
+
+export interface ProbeListener {
+  /** Something may have changed; `source` names the probe. */
+  readonly changed: (source: string) => void;
+  /** A probe cannot run, or keeps dying. */
+  readonly warn: (message: string) => void;
+}
+
+export interface Probe {
+  /** What runs, for the log: `nft monitor`, `xtables-monitor`, `legacy probe`, `ipset`. */
+  readonly name: string;
+  stop(): Promise<void>;
+}
+
+export interface ProbeCommand {
+  readonly name: string;
+  readonly command: string;
+  readonly args: readonly string[];
+}
+
+/** Whether an executable `name` is on PATH. */
+export function onPath(name: string, path = process.env.PATH ?? ''): boolean {
+  return path
+    .split(delimiter)
+    .filter((dir) => dir !== '')
+    .some((dir) => {
+      try {
+        accessSync(join(dir, name), constants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+}
+
+/** How the changes of a backend's rules are noticed; undefined when no probe can run here. */
+export function ruleProbeCommand(
+  backend: IptablesBackend,
+  options: { find?: (name: string) => boolean; arch?: string; legacyPollMs: number },
+): ProbeCommand | undefined {
+  const find = options.find ?? ((name: string) => onPath(name));
+  if (backend === 'nft') {
+    if (find('nft')) return { name: 'nft monitor', command: 'nft', args: ['monitor', 'ruleset'] };
+    if (find('xtables-monitor') && find('stdbuf')) {
+      return { name: 'xtables-monitor', command: 'stdbuf', args: ['-oL', 'xtables-monitor', '-e'] };
+    }
+    return undefined;
+  }
+  if (!find('perl')) return undefined;
+  const probe = legacyProbeCommand(options.arch ?? process.arch, options.legacyPollMs);
+  return probe === undefined ? undefined : { name: 'legacy probe', ...probe };
+}
+
+const FIRST_RESTART_MS = 100;
+const MAX_RESTART_MS = 30_000;
+/** A child that ran this long before dying is restarted at once again. */
+const HEALTHY_MS = 10_000;
+/** After a restart, the new child has subscribed well within this; then look once more. */
+const RESUBSCRIBE_MS = 50;
+
+interface Supervision {
+  /** Each chunk of the child's stdout. */
+  readonly onOutput: (chunk: string, child: ChildProcessWithoutNullStreams) => void;
+  readonly onStart?: (child: ChildProcessWithoutNullStreams) => void;
+  readonly onStop?: () => void;
+}
+
+function env(): NodeJS.ProcessEnv {
+  return { ...process.env, LC_ALL: 'C' };
+}
+
+/**
+ * Runs `spec` until stopped; restarts it when it exits (after 100 ms, doubling up to 30 s while
+ * it keeps dying young). An exit is reported as a change: events may have been lost meanwhile.
+ */
+export function supervise(
+  spec: ProbeCommand,
+  listener: ProbeListener,
+  supervision: Supervision,
+): Probe {
+  let child: ChildProcessWithoutNullStreams | undefined;
+  let stopped = false;
+  let delay = FIRST_RESTART_MS;
+  let restartTimer: NodeJS.Timeout | undefined;
+  let resubscribed: NodeJS.Timeout | undefined;
+  let exited: Promise<void> = Promise.resolve();
+
+  const start = (restart: boolean): void => {
+    const startedAt = Date.now();
+    const proc = spawn(spec.command, [...spec.args], { env: env(), stdio: 'pipe' });
+    child = proc;
+    let stderr = '';
+    proc.stdout.setEncoding('utf8');
+    proc.stdout.on('data', (chunk: string) => {
+      supervision.onOutput(chunk, proc);
+    });
+    proc.stderr.setEncoding('utf8');
+    proc.stderr.on('data', (chunk: string) => {
+      stderr = (stderr + chunk).slice(-500);
+    });
+    proc.stdin.on('error', () => undefined);
+    let failedToStart = false;
+    proc.on('error', (error: NodeJS.ErrnoException) => {
+      failedToStart = true;
+      listener.warn(`${spec.name}: could not start ${spec.command}: ${error.message}`);
+    });
+    exited = new Promise((resolve) => {
+      proc.on('close', (code, signal) => {
+        resolve();
+        if (child === proc) child = undefined;
+        supervision.onStop?.();
+        if (stopped || failedToStart) return;
+        const why = signal === null ? `exit code ${code ?? '?'}` : signal;
+        const last = stderr.trim().split('\n').at(-1) ?? '';
+        listener.changed(spec.name);
+        delay = Date.now() - startedAt > HEALTHY_MS ? FIRST_RESTART_MS : delay;
+        if (delay >= 1000) {
+          listener.warn(
+            `${spec.name} stopped (${why}${last === '' ? '' : `: ${last}`}); restarting in ${delay / 1000}s`,
+          );
+        }
+        restartTimer = setTimeout(() => {
+          start(true);
+        }, delay);
+        delay = Math.min(delay * 2, MAX_RESTART_MS);
+      });
+    });
+    supervision.onStart?.(proc);
+    if (restart) {
+      resubscribed = setTimeout(() => {
+        listener.changed(spec.name);
+      }, RESUBSCRIBE_MS);
+    }
+  };
+  start(false);
+
+  return {
+    name: spec.name,
+    async stop(): Promise<void> {
+      stopped = true;
+      clearTimeout(restartTimer);
+      clearTimeout(resubscribed);
+      const proc = child;
+      if (proc === undefined) return;
+      const killer = setTimeout(() => proc.kill('SIGKILL'), 2000);
+      proc.stdin.end();
+      proc.kill('SIGTERM');
+      await exited;
+      clearTimeout(killer);
+    },
+  };
+}
+
+/** Runs a monitor whose every line of output is a change. */
+export function startRuleProbe(spec: ProbeCommand, listener: ProbeListener): Probe {
+  return supervise(spec, listener, {
+    onOutput: () => {
+      listener.changed(spec.name);
+    },
+  });
+}
+
+const PROMPT = 'ipset> ';
+
+/**
+ * Asks an interactive `ipset -` for every set's header each `pollMs`, and reports a change of
+ * the headers of moat's sets (their count, size, references, creation). Needs `stdbuf`: ipset
+ * buffers its answers when not writing to a terminal.
+ */
+export function startIpsetProbe(listener: ProbeListener, pollMs: number): Probe {
+  let last: string | undefined;
+  let poll: NodeJS.Timeout | undefined;
+  let buffer = '';
+  let waiting = false;
+  const spec: ProbeCommand = { name: 'ipset', command: 'stdbuf', args: ['-o0', 'ipset', '-'] };
+  return supervise(spec, listener, {
+    onStart: (proc) => {
+      buffer = '';
+      waiting = true; // for the first prompt
+      poll = setInterval(() => {
+        if (waiting) return; // ipset has not answered the last question yet
+        waiting = true;
+        proc.stdin.write('list -t\n');
+      }, pollMs);
+    },
+    onOutput: (chunk) => {
+      buffer += chunk;
+      for (let at = buffer.indexOf(PROMPT); at !== -1; at = buffer.indexOf(PROMPT)) {
+        const answer = buffer.slice(0, at);
+        buffer = buffer.slice(at + PROMPT.length);
+        waiting = false;
+        if (answer === '') continue; // the prompt before the first question
+        const headers = moatSetHeaders(answer);
+        if (last !== undefined && headers !== last) listener.changed(spec.name);
+        last = headers;
+      }
+    },
+    onStop: () => {
+      clearInterval(poll);
+    },
+  });
+}
