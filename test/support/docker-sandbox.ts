@@ -287,7 +287,9 @@ export class DockerSandbox {
           '5',
           ...extraArgs,
         ],
-        { detached: true, stdio: ['ignore', log, log] },
+        // The test's own process.env (jest gives each test file a copy): a test that puts
+        // other iptables first on PATH gets a daemon that uses them.
+        { detached: true, stdio: ['ignore', log, log], env: process.env },
       );
       child.on('error', () => undefined);
       child.unref();
