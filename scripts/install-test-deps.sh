@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what moat's tests need on a Debian machine, as root, only when something is missing:
-# Debian packages (iptables with both backends, ipset, iproute2, a real dockerd, busybox for the
-# test image, curl for the test client) and the npm packages from the lock file.
+# Debian packages (iptables with both backends, nftables for `nft monitor`, ipset, iproute2, a
+# real dockerd, busybox for the test image, curl for the test client) and the npm packages from
+# the lock file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in iptables-legacy-restore:iptables ipset:ipset ip:iproute2 dockerd:docker.io \
+for pair in iptables-legacy-restore:iptables nft:nftables ipset:ipset ip:iproute2 dockerd:docker.io \
             busybox:busybox-static curl:curl nsenter:util-linux \
             ping:iputils-ping systemd-analyze:systemd ansible-playbook:ansible-core; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")

@@ -192,12 +192,21 @@ const PROMPT = 'ipset> ';
  * the headers of moat's sets (their count, size, references, creation). Needs `stdbuf`: ipset
  * buffers its answers when not writing to a terminal.
  */
-export function startIpsetProbe(listener: ProbeListener, pollMs: number): Probe {
+export const IPSET_PROBE: ProbeCommand = {
+  name: 'ipset',
+  command: 'stdbuf',
+  args: ['-o0', 'ipset', '-'],
+};
+
+export function startIpsetProbe(
+  listener: ProbeListener,
+  pollMs: number,
+  spec: ProbeCommand = IPSET_PROBE,
+): Probe {
   let last: string | undefined;
   let poll: NodeJS.Timeout | undefined;
   let buffer = '';
   let waiting = false;
-  const spec: ProbeCommand = { name: 'ipset', command: 'stdbuf', args: ['-o0', 'ipset', '-'] };
   return supervise(spec, listener, {
     onStart: (proc) => {
       buffer = '';

@@ -9,6 +9,7 @@ export type Prerequisite =
   | 'root'
   | 'iptables'
   | 'iptables-legacy'
+  | 'nft'
   | 'ipset'
   | 'ip'
   | 'dockerd'
@@ -20,6 +21,7 @@ export type Prerequisite =
 const COMMANDS: Record<Exclude<Prerequisite, 'root'>, string> = {
   iptables: 'iptables-nft-restore',
   'iptables-legacy': 'iptables-legacy-restore',
+  nft: 'nft',
   ipset: 'ipset',
   ip: 'ip',
   dockerd: 'dockerd',
