@@ -1,9 +1,10 @@
 /**
  * A fake Docker Engine API on a unix socket: just the calls moat makes (src/docker/inventory.ts:
- * GET /version, then /vX/containers/json and /vX/networks), answered from a generated inventory.
+ * GET /version, then /vX/containers/json and /vX/networks), answered from a generated inventory,
+ * and the event stream `moat watch` follows (GET /events, kept open and quiet).
  * The benchmark measures moat, not dockerd.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { BenchInventory } from './host.js';
 import { containersAnswer, networksAnswer } from './host.js';
@@ -15,11 +16,13 @@ export class FakeDockerApi {
     private readonly server: Server,
     readonly socketPath: string,
     private readonly answers: { containers: string; networks: string },
+    private readonly streams: Set<ServerResponse>,
   ) {}
 
   /** Listens on `<dir>/docker.sock` and answers with `inventory` (replace it with serve()). */
   static async start(dir: string, inventory: BenchInventory): Promise<FakeDockerApi> {
     const answers = { containers: '[]', networks: '[]' };
+    const streams = new Set<ServerResponse>();
     const server = createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0] ?? '/';
       const send = (status: number, body: string, type = 'application/json'): void => {
@@ -41,14 +44,20 @@ export class FakeDockerApi {
         );
       else if (/^\/v[\d.]+\/containers\/json$/.test(path)) send(200, answers.containers);
       else if (/^\/v[\d.]+\/networks$/.test(path)) send(200, answers.networks);
-      else send(404, JSON.stringify({ message: `page not found: ${path}` }));
+      else if (path === '/events' || /^\/v[\d.]+\/events$/.test(path)) {
+        // The event stream `moat watch` follows: open, and quiet (the inventory never changes).
+        res.writeHead(200, { 'Content-Type': 'application/json', 'Api-Version': FAKE_API_VERSION });
+        res.flushHeaders();
+        streams.add(res);
+        res.on('close', () => streams.delete(res));
+      } else send(404, JSON.stringify({ message: `page not found: ${path}` }));
     });
     const socketPath = join(dir, 'docker.sock');
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(socketPath, resolve);
     });
-    const api = new FakeDockerApi(server, socketPath, answers);
+    const api = new FakeDockerApi(server, socketPath, answers, streams);
     api.serve(inventory);
     return api;
   }
@@ -59,6 +68,7 @@ export class FakeDockerApi {
   }
 
   close(): Promise<void> {
+    for (const stream of this.streams) stream.end();
     return new Promise((resolve) => {
       this.server.close(() => {
         resolve();

@@ -3,27 +3,25 @@
  * them (`iptables -F MOAT-FORWARD`, a firewall reload flushing DOCKER-USER, `ipset flush`).
  *
  * Probes (src/host/change-probes.ts) say that something may have changed; the governor
- * (src/watch/governor.ts) decides when to look and when to repair; a look reads only moat's
- * chains, hooks and sets (src/host/read-owned.ts) and compares them with what the last pass
- * applied; a repair puts that back under the apply lock (src/app/repair.ts), or, when it cannot,
- * runs a full reconcile pass through watch (which never runs two at once). Repairs are logged with what had drifted, counted in STATE_DIR/watch.json and the metrics,
- * and a fight with another program is reported there too.
+ * (src/watch/governor.ts) decides when to look and when to repair; a look (src/app/repair.ts)
+ * reads only moat's chains, hooks and sets under the apply lock and compares them with what the
+ * last pass applied, and a repair puts that back from the same read; when it cannot, a full
+ * reconcile pass runs through watch (which never runs two at once). Repairs are logged with
+ * what had drifted and counted in STATE_DIR/watch.json and the metrics; so is a fight with
+ * another program.
  */
 import { ApplyFailedError } from '../apply/apply.js';
 import type { DesiredState } from '../compile/model.js';
 import { SubprocessError } from '../core/errors.js';
 import {
   ruleProbeCommand,
-  startIpsetProbe,
-  startRuleProbe,
+  ipsetProbeCommand,
+  startProbe,
   type Probe,
   type ProbeListener,
 } from '../host/change-probes.js';
-import { readOwned } from '../host/read-owned.js';
 import type { IptablesBackend, LiveNetfilter } from '../netfilter/model.js';
-import { diff } from '../plan/diff.js';
-import { describeStep, driftedObjects } from '../plan/drift.js';
-import { isEmptyPlan } from '../plan/model.js';
+import { driftedObjects } from '../plan/drift.js';
 import { FAMILIES, type Family } from '../policy/model.js';
 import { writeWatchState, type WatchState } from '../state/watch-state.js';
 import {
@@ -37,7 +35,7 @@ import {
 import type { ApplyOutcome } from './apply-locked.js';
 import type { Context } from './context.js';
 import { refreshMetricsFile } from './metrics-file.js';
-import { repairOwned } from './repair.js';
+import { inspectAndRepair } from './repair.js';
 
 export interface DriftGuardOptions {
   readonly lockFile: string;
@@ -90,6 +88,12 @@ function tableRules(live: LiveNetfilter): Record<Family, number> {
     }
   }
   return out;
+}
+
+type RepairAction = Extract<GovernorAction, { kind: 'repair' }>;
+
+function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
 }
 
 function holdsObjects(desired: DesiredState): boolean {
@@ -194,7 +198,7 @@ export class DriftGuard {
       this.ipsetProbe = this.startProbe({ kind: 'ipset' }, listener);
       if (this.ipsetProbe === undefined)
         this.warnOnce(
-          'no stdbuf on this host: changes to moat ipsets are repaired at the next --interval',
+          'no perl or stdbuf on this host: changes to moat ipsets are repaired at the next --interval',
         );
     }
     const probes = [this.ruleProbe?.probe.name, this.ipsetProbe?.name].filter(
@@ -208,13 +212,13 @@ export class DriftGuard {
 
   private startProbe(kind: ProbeKind, listener: ProbeListener): Probe | undefined {
     if (this.hooks.startProbe !== undefined) return this.hooks.startProbe(kind, listener);
-    if (kind.kind === 'ipset') {
-      return startIpsetProbe(listener, this.options.ipsetPollMs ?? IPSET_POLL_MS);
-    }
-    const command = ruleProbeCommand(kind.backend, {
-      legacyPollMs: this.options.legacyPollMs ?? LEGACY_POLL_MS,
-    });
-    return command === undefined ? undefined : startRuleProbe(command, listener);
+    const command =
+      kind.kind === 'ipset'
+        ? ipsetProbeCommand(this.options.ipsetPollMs ?? IPSET_POLL_MS)
+        : ruleProbeCommand(kind.backend, {
+            legacyPollMs: this.options.legacyPollMs ?? LEGACY_POLL_MS,
+          });
+    return command === undefined ? undefined : startProbe(command, listener);
   }
 
   private warnOnce(message: string): void {
@@ -242,69 +246,78 @@ export class DriftGuard {
     }
   }
 
-  private async run(action: GovernorAction): Promise<void> {
-    if (this.stopped) return;
-    if (action.kind === 'check') {
-      const drift = await this.look();
-      this.input(this.governor.checked(this.now(), drift));
-    } else if (action.kind === 'repair') {
-      this.repairing = true;
-      const result = await this.repair(action.drift, action.noticedAt).finally(() => {
-        this.repairing = false;
-      });
-      this.input(this.governor.repaired(this.now(), result));
-    }
-  }
-
-  /** What differs between moat's objects on the host and what the last pass applied. */
-  private async look(): Promise<readonly string[]> {
-    await this.hooks.idle();
-    const guarded = this.guarded;
-    if (guarded === undefined) return [];
-    try {
-      const live = await readOwned(
-        this.ctx.runner,
-        guarded.backend,
-        guarded.desired,
-        guarded.tableRules,
-      );
-      return diff(guarded.desired, live).steps.map(describeStep);
-    } catch (error) {
-      return [`unreadable: ${(error as Error).message.split('\n')[0] ?? ''}`];
-    }
-  }
-
   /**
-   * Puts moat's objects back as the last pass left them (src/app/repair.ts); when that fails
-   * (a hook chain is gone, say), a full reconcile pass, which compiles afresh.
+   * A look, under the apply lock, and the repair the governor decides on from the same read;
+   * when the host cannot be read, a full reconcile pass if the governor wants a repair.
    */
-  private async repair(drift: readonly string[], noticedAt: number): Promise<RepairResult> {
+  private async run(action: GovernorAction): Promise<void> {
+    if (this.stopped || action.kind !== 'check') return;
     await this.hooks.idle();
     const guarded = this.guarded;
-    let result: RepairResult;
     if (guarded === undefined) {
-      result = 'unchanged';
-    } else {
-      try {
-        const plan = await repairOwned(this.ctx, this.options, guarded);
-        result = isEmptyPlan(plan) ? 'unchanged' : 'changed';
-      } catch (error) {
-        result = await this.afterFailedRepair(error, drift);
-      }
+      this.input(this.governor.checked(this.now(), []));
+      return;
     }
+    const decision: { repair?: RepairAction } = {};
+    const decide = (drift: readonly string[]): boolean => {
+      const repair = this.decide(drift);
+      if (repair !== undefined) decision.repair = repair;
+      return repair !== undefined;
+    };
+    this.repairing = true;
+    try {
+      let result: RepairResult;
+      try {
+        const inspection = await inspectAndRepair(this.ctx, this.options, guarded, decide);
+        result = inspection.repaired ? 'changed' : 'unchanged';
+      } catch (error) {
+        if (decision.repair === undefined) {
+          // Could not look: whether to reconcile in full is the governor's call, as for drift.
+          const repair = this.decide([`unreadable: ${firstLine(error)}`]);
+          if (repair === undefined) return;
+          decision.repair = repair;
+          result = await this.reconcileInFull(repair.drift);
+        } else {
+          result = await this.afterFailedRepair(error, decision.repair.drift);
+        }
+      }
+      if (decision.repair !== undefined) await this.finish(decision.repair, result);
+    } finally {
+      this.repairing = false;
+    }
+  }
+
+  /** Tells the governor what a look found; returns the repair it decides on, if any. */
+  private decide(drift: readonly string[]): RepairAction | undefined {
+    const actions = this.governor.checked(this.now(), drift);
+    this.input(actions.filter((a) => a.kind !== 'repair'));
+    return actions.find((a): a is RepairAction => a.kind === 'repair');
+  }
+
+  private async finish(repair: RepairAction, result: RepairResult): Promise<void> {
+    const end = this.now();
     if (result === 'changed') {
-      const end = this.now();
-      const latency = end - noticedAt;
-      this.hooks.log(`repaired in ${latency} ms: ${drift.join(', ')}`, {
-        drift,
+      const latency = end - repair.noticedAt;
+      this.hooks.log(`repaired in ${latency} ms: ${repair.drift.join(', ')}`, {
+        drift: repair.drift,
         latency_ms: latency,
       });
       await this.persist({
         repairs: this.state.repairs + 1,
-        last_repair: { time: new Date(end).toISOString(), drift, latency_ms: latency },
+        last_repair: {
+          time: new Date(end).toISOString(),
+          drift: repair.drift,
+          latency_ms: latency,
+        },
       });
     }
-    return result;
+    this.input(this.governor.repaired(end, result));
+  }
+
+  private async reconcileInFull(drift: readonly string[]): Promise<RepairResult> {
+    const before = this.changingPasses;
+    const ok = await this.hooks.reconcile(`drift: ${drift.join(', ')}`);
+    return !ok ? 'failed' : this.changingPasses > before ? 'changed' : 'unchanged';
   }
 
   /**
@@ -313,7 +326,7 @@ export class DriftGuard {
    * that could not write (a hook chain is gone, say) is, since a full pass compiles afresh.
    */
   private async afterFailedRepair(error: unknown, drift: readonly string[]): Promise<RepairResult> {
-    const message = (error as Error).message.split('\n')[0] ?? '';
+    const message = firstLine(error);
     const cause = error instanceof ApplyFailedError ? error.cause : error;
     if (error instanceof ApplyFailedError && !(cause instanceof SubprocessError)) {
       this.hooks.log(`the repair did not hold: ${message}`, { drift }, 'warn');
@@ -324,9 +337,7 @@ export class DriftGuard {
       {},
       'warn',
     );
-    const before = this.changingPasses;
-    const ok = await this.hooks.reconcile(`drift: ${drift.join(', ')}`);
-    return !ok ? 'failed' : this.changingPasses > before ? 'changed' : 'unchanged';
+    return this.reconcileInFull(drift);
   }
 
   private report(report: FightReport): void {

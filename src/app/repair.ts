@@ -1,10 +1,10 @@
 /**
- * watch's quick repair: put moat's objects back to what the last pass applied, without a full
- * reconcile. Under the apply lock it reads only moat's chains, hooks and sets, plans against
- * the desired state that pass left, applies and verifies as `moat apply` does (rolling back on
- * failure), and records the run. No Docker API call, no policy parse, no full ruleset read: on a
- * big host this is most of a pass's time. What changed in the policy or in Docker since that
- * pass is left to the next pass (Docker events, the interval), as before.
+ * watch's look and quick repair: under the apply lock, read only moat's chains, hooks and sets,
+ * compare them with the desired state the last pass applied, and, when the caller decides to,
+ * put them back: apply and verify as `moat apply` does (rolling back on failure) from that same
+ * read, and record the run. No Docker API call, no policy parse, no full ruleset read: on a big
+ * host those are most of a pass's time. What changed in the policy or in Docker since that pass
+ * is left to the next pass (Docker events, the interval), as before.
  */
 import { applyPlan } from '../apply/apply.js';
 import type { DesiredState } from '../compile/model.js';
@@ -14,7 +14,7 @@ import type { IptablesBackend } from '../netfilter/model.js';
 import { readLiveNetfilter } from '../netfilter/read.js';
 import { diff } from '../plan/diff.js';
 import { describeStep } from '../plan/drift.js';
-import { isEmptyPlan, type Plan } from '../plan/model.js';
+import { isEmptyPlan } from '../plan/model.js';
 import type { Family } from '../policy/model.js';
 import { recordRun, type RunRecord } from '../state/runs.js';
 import type { Context } from './context.js';
@@ -34,19 +34,33 @@ export interface RepairOptions {
   readonly metricsFile?: string;
 }
 
-/** The plan that was applied (empty: nothing needed repair by the time the lock was held). */
-export async function repairOwned(
+export interface Inspection {
+  /** What differed from the desired state, described (`add-jump ipv4 DOCKER-USER`); empty: nothing. */
+  readonly drift: readonly string[];
+  /** Whether it was put back. */
+  readonly repaired: boolean;
+}
+
+/**
+ * Looks, tells `decide` what differs (an empty list when nothing does), and repairs when it
+ * says so. Throws when the host cannot be read, or when
+ * the repair failed (after rolling back, and recording the failed run).
+ */
+export async function inspectAndRepair(
   ctx: Context,
   options: RepairOptions,
   target: RepairTarget,
-): Promise<Plan> {
+  decide: (drift: readonly string[]) => boolean,
+): Promise<Inspection> {
   const command = 'moat watch (repair)';
   return withLock(options.lockFile, options.lockTimeoutMs, command, async () => {
     const started = Date.now();
     const { desired, backend } = target;
     const live = await readOwned(ctx.runner, backend, desired, target.tableRules);
     const plan = diff(desired, live);
-    if (isEmptyPlan(plan)) return plan;
+    const drift = plan.steps.map(describeStep);
+    // Always asked, also when nothing differs: the caller learns what the look found.
+    if (!decide(drift) || isEmptyPlan(plan)) return { drift, repaired: false };
     const base = { time: new Date(started).toISOString(), command, backend };
     try {
       await applyPlan(
@@ -78,9 +92,9 @@ export async function repairOwned(
       // Everything it put back was changed outside moat, whatever the plan's reasons say (a
       // table rewritten without moat's objects loses the marker that tells drift apart).
       drift: true,
-      drifted: plan.steps.map(describeStep),
+      drifted: drift,
     });
-    return plan;
+    return { drift, repaired: true };
   });
 }
 

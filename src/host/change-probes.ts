@@ -11,17 +11,16 @@
  *   with nft that it cannot parse (Docker 29's nftables backend, firewalld): it is restarted,
  *   and its exit counts as a change.
  * - legacy backend: no notifications; src/host/legacy-probe.ts polls the tables' size.
- * - ipset: no notifications either; an interactive `ipset -` is asked for the headers of every
- *   set (`list -t`: counts and sizes, never members) every `ipsetPollMs`, and a change of moat's
- *   sets' headers is the signal.
+ * - ipset: no notifications either; src/host/ipset-probe.ts asks an interactive `ipset -` for
+ *   the sets' headers and prints a line when moat's change.
  *
  * Every line or exit is only a hint: watch then reads moat's objects and compares.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { moatSetHeaders } from '../netfilter/parse-ipset.js';
 import type { IptablesBackend } from '../netfilter/model.js';
+import { ipsetProbeProgram } from './ipset-probe.js';
 import { legacyProbeCommand } from './legacy-probe.js';
 
 export interface ProbeListener {
@@ -85,9 +84,7 @@ const RESUBSCRIBE_MS = 50;
 
 interface Supervision {
   /** Each chunk of the child's stdout. */
-  readonly onOutput: (chunk: string, child: ChildProcessWithoutNullStreams) => void;
-  readonly onStart?: (child: ChildProcessWithoutNullStreams) => void;
-  readonly onStop?: () => void;
+  readonly onOutput: (chunk: string) => void;
 }
 
 function env(): NodeJS.ProcessEnv {
@@ -117,7 +114,7 @@ export function supervise(
     let stderr = '';
     proc.stdout.setEncoding('utf8');
     proc.stdout.on('data', (chunk: string) => {
-      supervision.onOutput(chunk, proc);
+      supervision.onOutput(chunk);
     });
     proc.stderr.setEncoding('utf8');
     proc.stderr.on('data', (chunk: string) => {
@@ -133,7 +130,6 @@ export function supervise(
       proc.on('close', (code, signal) => {
         resolve();
         if (child === proc) child = undefined;
-        supervision.onStop?.();
         if (stopped || failedToStart) return;
         const why = signal === null ? `exit code ${code ?? '?'}` : signal;
         const last = stderr.trim().split('\n').at(-1) ?? '';
@@ -150,7 +146,6 @@ export function supervise(
         delay = Math.min(delay * 2, MAX_RESTART_MS);
       });
     });
-    supervision.onStart?.(proc);
     if (restart) {
       resubscribed = setTimeout(() => {
         listener.changed(spec.name);
@@ -176,8 +171,8 @@ export function supervise(
   };
 }
 
-/** Runs a monitor whose every line of output is a change. */
-export function startRuleProbe(spec: ProbeCommand, listener: ProbeListener): Probe {
+/** Runs a probe whose every line of output is a change. */
+export function startProbe(spec: ProbeCommand, listener: ProbeListener): Probe {
   return supervise(spec, listener, {
     onOutput: () => {
       listener.changed(spec.name);
@@ -185,52 +180,14 @@ export function startRuleProbe(spec: ProbeCommand, listener: ProbeListener): Pro
   });
 }
 
-const PROMPT = 'ipset> ';
-
 /**
- * Asks an interactive `ipset -` for every set's header each `pollMs`, and reports a change of
- * the headers of moat's sets (their count, size, references, creation). Needs `stdbuf`: ipset
- * buffers its answers when not writing to a terminal.
+ * How changes of moat's ipsets are noticed (src/host/ipset-probe.ts); undefined without perl
+ * or stdbuf.
  */
-export const IPSET_PROBE: ProbeCommand = {
-  name: 'ipset',
-  command: 'stdbuf',
-  args: ['-o0', 'ipset', '-'],
-};
-
-export function startIpsetProbe(
-  listener: ProbeListener,
+export function ipsetProbeCommand(
   pollMs: number,
-  spec: ProbeCommand = IPSET_PROBE,
-): Probe {
-  let last: string | undefined;
-  let poll: NodeJS.Timeout | undefined;
-  let buffer = '';
-  let waiting = false;
-  return supervise(spec, listener, {
-    onStart: (proc) => {
-      buffer = '';
-      waiting = true; // for the first prompt
-      poll = setInterval(() => {
-        if (waiting) return; // ipset has not answered the last question yet
-        waiting = true;
-        proc.stdin.write('list -t\n');
-      }, pollMs);
-    },
-    onOutput: (chunk) => {
-      buffer += chunk;
-      for (let at = buffer.indexOf(PROMPT); at !== -1; at = buffer.indexOf(PROMPT)) {
-        const answer = buffer.slice(0, at);
-        buffer = buffer.slice(at + PROMPT.length);
-        waiting = false;
-        if (answer === '') continue; // the prompt before the first question
-        const headers = moatSetHeaders(answer);
-        if (last !== undefined && headers !== last) listener.changed(spec.name);
-        last = headers;
-      }
-    },
-    onStop: () => {
-      clearInterval(poll);
-    },
-  });
+  find: (name: string) => boolean = (name) => onPath(name),
+): ProbeCommand | undefined {
+  if (!find('perl') || !find('stdbuf') || !find('ipset')) return undefined;
+  return { name: 'ipset', ...ipsetProbeProgram(pollMs) };
 }

@@ -106,18 +106,3 @@ export function parseIpsetSaveDetailed(text: string): ParsedIpsetSave {
 export function parseIpsetSave(text: string): Map<string, LiveIpset> {
   return parseIpsetSaveDetailed(text).sets;
 }
-
-/**
- * The headers of moat's sets (`moat-*`) in an `ipset list -t` answer, in a stable form: what
- * watch compares between polls. A header holds the set's type, creation options (with the
- * random `initval` of a hash set, new on every create), entry count, size and references, so a
- * flush, a destroy, a re-create and most member changes alter it.
- */
-export function moatSetHeaders(terseListing: string): string {
-  return terseListing
-    .split(/\n\s*\n/)
-    .map((block) => block.trim())
-    .filter((block) => /^Name: moat-/m.test(block))
-    .sort()
-    .join('\n\n');
-}

@@ -6,10 +6,9 @@
 import { describe, expect, test } from '@jest/globals';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  IPSET_PROBE,
+  ipsetProbeCommand,
   ruleProbeCommand,
-  startIpsetProbe,
-  startRuleProbe,
+  startProbe,
   supervise,
   type Probe,
   type ProbeCommand,
@@ -60,6 +59,7 @@ async function withProbe(
 
 /** Asserts that `change` is reported, and that nothing is reported while nothing changes. */
 async function reportsOnly(ns: NetNs, recorder: Recorder, change: () => void): Promise<void> {
+  await sleep(300); // the last change's output has all arrived
   const quiet = recorder.changes.length;
   await sleep(600);
   expect(recorder.changes.length).toBe(quiet);
@@ -114,7 +114,7 @@ describeWith(['root', 'ip', 'iptables', 'nft'], 'xtables-monitor probe (kernel)'
   test('reports rule and chain changes in both families at once, nothing otherwise', async () => {
     if (spec === undefined) throw new Error('no xtables-monitor or stdbuf');
     await withProbe(
-      (ns, r) => startRuleProbe(inside(ns, spec), r.listener),
+      (ns, r) => startProbe(inside(ns, spec), r.listener),
       async (ns, recorder) => {
         await reportsOnly(ns, recorder, () => ns.exec('iptables-nft', ['-N', 'MOAT-FORWARD']));
         await reportsOnly(ns, recorder, () =>
@@ -130,7 +130,7 @@ describeWith(['root', 'ip', 'iptables', 'nft'], 'xtables-monitor probe (kernel)'
   test('dies on a rule written with nft it cannot parse: restarted, and the death is a change', async () => {
     if (spec === undefined) throw new Error('no xtables-monitor or stdbuf');
     await withProbe(
-      (ns, r) => startRuleProbe(inside(ns, spec), r.listener),
+      (ns, r) => startProbe(inside(ns, spec), r.listener),
       async (ns, recorder) => {
         // A native nft rule with an anonymous set: xtables-monitor 1.8.9 exits on it.
         ns.exec(
@@ -152,7 +152,7 @@ describeWith(['root', 'ip', 'iptables', 'nft'], 'nft monitor probe (kernel)', ()
     expect(spec?.name).toBe('nft monitor');
     if (spec === undefined) return;
     await withProbe(
-      (ns, r) => startRuleProbe(inside(ns, spec), r.listener),
+      (ns, r) => startProbe(inside(ns, spec), r.listener),
       async (ns, recorder) => {
         await reportsOnly(ns, recorder, () => ns.exec('iptables-nft', ['-N', 'MOAT-FORWARD']));
         await reportsOnly(ns, recorder, () =>
@@ -180,7 +180,7 @@ describeWith(['root', 'ip', 'iptables-legacy'], 'legacy probe (kernel)', () => {
           '*filter\n:MOAT-FORWARD - [0:0]\n-A MOAT-FORWARD -j RETURN\n-A FORWARD -j MOAT-FORWARD\nCOMMIT\n',
         );
         ns.exec('ip6tables-legacy', ['-N', 'MOAT-INPUT']);
-        return startRuleProbe(inside(ns, spec), r.listener);
+        return startProbe(inside(ns, spec), r.listener);
       },
       async (ns, recorder) => {
         await reportsOnly(ns, recorder, () => ns.exec('iptables-legacy', ['-F', 'MOAT-FORWARD']));
@@ -193,7 +193,7 @@ describeWith(['root', 'ip', 'iptables-legacy'], 'legacy probe (kernel)', () => {
   test('never creates a legacy table that is not there', async () => {
     if (spec === undefined) throw new Error(`no legacy probe for ${process.arch}`);
     await withProbe(
-      (ns, r) => startRuleProbe(inside(ns, spec), r.listener),
+      (ns, r) => startProbe(inside(ns, spec), r.listener),
       async (ns, recorder) => {
         await sleep(500);
         expect(ns.exec('cat', ['/proc/net/ip_tables_names'])).toBe('');
@@ -213,7 +213,9 @@ describeWith(['root', 'ip', 'ipset'], 'ipset probe (kernel)', () => {
         ns.exec('ipset', ['create', 'moat-office', 'hash:net']);
         ns.exec('ipset', ['add', 'moat-office', '198.51.100.0/24']);
         ns.exec('ipset', ['create', 'fail2ban', 'hash:ip']);
-        return startIpsetProbe(r.listener, 50, inside(ns, IPSET_PROBE));
+        const spec = ipsetProbeCommand(50);
+        if (spec === undefined) throw new Error('no perl, stdbuf or ipset');
+        return startProbe(inside(ns, spec), r.listener);
       },
       async (ns, recorder) => {
         const before = recorder.changes.length;
