@@ -175,9 +175,15 @@ export async function watchScenario(
     );
     if (noticing === undefined) throw new Error('watch did not start noticing changes in 60 s');
     const probes = message(noticing).replace('noticing changes with ', '');
-    await sleep(3000); // the start pass's own changes are looked at and found in order
-
     const pid = watch.child.pid ?? 0;
+    // The start pass's own changes are looked at (a full read, on legacy) before idle begins:
+    // wait for two quiet seconds in a row (at most 60 s).
+    for (let quiet = 0, i = 0; quiet < 2 && i < 60; i++) {
+      const t0 = treeTicks(pid);
+      await sleep(1000);
+      quiet = treeTicks(pid) - t0 <= 1 ? quiet + 1 : 0;
+    }
+
     const before = treeTicks(pid);
     await sleep(options.idleSeconds * 1000);
     const idleCpu = (treeTicks(pid) - before) / CLK_TCK;

@@ -226,7 +226,7 @@ for (const backend of ['nft', 'legacy'] as const) {
       test('watch notices with the backend it should', () => {
         expect(watch.output).toMatch(
           backend === 'nft'
-            ? /noticing changes with (nft monitor|xtables-monitor) and ipset/
+            ? /noticing changes with xtables-monitor and ipset/
             : /noticing changes with legacy probe and ipset/,
         );
         expect(host('iptables -V').stdout).toContain(backend === 'nft' ? 'nf_tables' : 'legacy');

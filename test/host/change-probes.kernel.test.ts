@@ -72,18 +72,20 @@ describe('ruleProbeCommand', () => {
     (...names: string[]) =>
     (name: string) =>
       names.includes(name);
-  test('nft: nft monitor when nftables is there, else xtables-monitor under stdbuf, else none', () => {
-    expect(ruleProbeCommand('nft', { find: has('nft', 'stdbuf'), legacyPollMs: 250 })).toEqual({
-      name: 'nft monitor',
-      command: 'nft',
-      args: ['monitor', 'ruleset'],
-    });
+  test('nft: xtables-monitor under stdbuf, else nft monitor, else none', () => {
     expect(
-      ruleProbeCommand('nft', { find: has('xtables-monitor', 'stdbuf'), legacyPollMs: 250 }),
+      ruleProbeCommand('nft', { find: has('nft', 'xtables-monitor', 'stdbuf'), legacyPollMs: 250 }),
     ).toEqual({
       name: 'xtables-monitor',
       command: 'stdbuf',
       args: ['-oL', 'xtables-monitor', '-e'],
+    });
+    expect(
+      ruleProbeCommand('nft', { find: has('nft', 'xtables-monitor'), legacyPollMs: 250 }),
+    ).toEqual({
+      name: 'nft monitor',
+      command: 'nft',
+      args: ['monitor', 'ruleset'],
     });
     expect(ruleProbeCommand('nft', { find: has('xtables-monitor'), legacyPollMs: 250 })).toBe(
       undefined,
@@ -106,10 +108,7 @@ describe('ruleProbeCommand', () => {
 });
 
 describeWith(['root', 'ip', 'iptables', 'nft'], 'xtables-monitor probe (kernel)', () => {
-  const spec = ruleProbeCommand('nft', {
-    find: (name) => name !== 'nft', // as on a host without nftables
-    legacyPollMs: 250,
-  });
+  const spec = ruleProbeCommand('nft', { legacyPollMs: 250 });
 
   test('reports rule and chain changes in both families at once, nothing otherwise', async () => {
     if (spec === undefined) throw new Error('no xtables-monitor or stdbuf');
@@ -148,7 +147,10 @@ describeWith(['root', 'ip', 'iptables', 'nft'], 'xtables-monitor probe (kernel)'
 
 describeWith(['root', 'ip', 'iptables', 'nft'], 'nft monitor probe (kernel)', () => {
   test('reports iptables-nft changes, nothing otherwise', async () => {
-    const spec = ruleProbeCommand('nft', { legacyPollMs: 250 });
+    const spec = ruleProbeCommand('nft', {
+      find: (name) => name !== 'xtables-monitor', // as on a host without it
+      legacyPollMs: 250,
+    });
     expect(spec?.name).toBe('nft monitor');
     if (spec === undefined) return;
     await withProbe(
