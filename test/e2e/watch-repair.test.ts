@@ -271,6 +271,15 @@ for (const backend of ['nft', 'legacy'] as const) {
         const status = moat(sandbox, ['status', '-f', policy.file, '--json'], sandbox.env);
         const doc = JSON.parse(status.stdout) as { watch: { repairs: number } | null };
         expect(doc.watch?.repairs).toBe(repairs);
+        const said = moat(sandbox, ['status', '-f', policy.file], sandbox.env).stdout;
+        expect(said).toMatch(
+          new RegExp(
+            `^Watch: +running \\(pid \\d+\\) since \\S+, ${repairs} repair\\(s\\), noticing with`,
+            'm',
+          ),
+        );
+        expect(said).toMatch(/^Last repair: +\S+ in \d+ ms: /m);
+        expect(said).not.toContain('Fighting:');
       });
 
       if (backend === 'nft') {
@@ -297,6 +306,9 @@ for (const backend of ['nft', 'legacy'] as const) {
               watch: { fight?: { drift: string[]; round: number } };
             };
             expect(doc.watch.fight?.drift).toEqual(['add-jump ipv4 DOCKER-USER']);
+            expect(moat(sandbox, ['status', '-f', policy.file], sandbox.env).stdout).toMatch(
+              /^Fighting: +since \S+, another program keeps undoing: add-jump ipv4 DOCKER-USER \(round \d+/m,
+            );
             expect(readFileSync(metrics, 'utf8')).toMatch(/^moat_watch_fighting 1$/m);
             // The fighter goes on through the hold, and past it.
             await sleep(7000);
