@@ -16,12 +16,7 @@ import type {
 } from '../netfilter/model.js';
 import { readFilterChains, readIpsetsNamed } from '../netfilter/read.js';
 import type { Family } from '../policy/model.js';
-
-/** The names in `desired` that a check reads, per family: its chains and its jumps' hooks. */
-export function ownedChainNames(desired: DesiredState, family: Family): string[] {
-  const want = desired.families[family];
-  return [...new Set([...want.chains.map((c) => c.name), ...want.jumps.map((j) => j.hook)])];
-}
+import { guardedChains } from '../watch/scope.js';
 
 async function readFamily(
   runner: CommandRunner,
@@ -51,7 +46,7 @@ export async function readOwned(
 ): Promise<LiveNetfilter> {
   const setNames = desired.ipsets.map((s) => s.name);
   const family = (f: Family): Promise<LiveRuleset> =>
-    readFamily(runner, backend, f, ownedChainNames(desired, f), tableRules[f]);
+    readFamily(runner, backend, f, guardedChains(desired, f), tableRules[f]);
   const [ipv4, ipv6, sets] = await Promise.all([
     family('ipv4'),
     family('ipv6'),
