@@ -21,6 +21,7 @@ import {
   type ProbeListener,
 } from '../host/change-probes.js';
 import type { IptablesBackend, LiveNetfilter } from '../netfilter/model.js';
+import { ANYTHING, type ChangeHint } from '../netfilter/parse-monitor.js';
 import { driftedObjects } from '../plan/drift.js';
 import { FAMILIES, type Family } from '../policy/model.js';
 import { writeWatchState, type WatchState } from '../state/watch-state.js';
@@ -32,6 +33,7 @@ import {
   type GovernorSettings,
   type RepairResult,
 } from '../watch/governor.js';
+import { concerns, ScopeBuilder } from '../watch/scope.js';
 import type { ApplyOutcome } from './apply-locked.js';
 import type { Context } from './context.js';
 import { refreshMetricsFile } from './metrics-file.js';
@@ -69,6 +71,8 @@ export type ProbeKind = { kind: 'rules'; backend: IptablesBackend } | { kind: 'i
 
 const LEGACY_POLL_MS = 250;
 const IPSET_POLL_MS = 250;
+/** After a probe starts, when to look once (it has subscribed by then). */
+const FIRST_LOOK_MS = 200;
 
 /** What the last successful pass left on the host: what a look compares with. */
 interface Guarded {
@@ -113,6 +117,8 @@ export class DriftGuard {
   /** Passes that changed the host: a repair compares the count before and after. */
   private changingPasses = 0;
   private readonly warned = new Set<string>();
+  /** What the notices since the last look said was touched. */
+  private readonly scope = new ScopeBuilder();
   private state: WatchState;
   private writing: Promise<void> = Promise.resolve();
 
@@ -168,8 +174,8 @@ export class DriftGuard {
     const guarded = this.guarded;
     const wanted = guarded !== undefined && holdsObjects(guarded.desired);
     const listener: ProbeListener = {
-      changed: () => {
-        this.input(this.governor.notice(this.now()));
+      changed: (_source, hints) => {
+        this.noticed(hints);
       },
       warn: (message) => {
         this.hooks.log(`warning: ${message}`, {}, 'warn');
@@ -181,8 +187,13 @@ export class DriftGuard {
     }
     if (wanted && this.ruleProbe === undefined) {
       const probe = this.startProbe({ kind: 'rules', backend: guarded.backend }, listener);
-      if (probe !== undefined) this.ruleProbe = { probe, backend: guarded.backend };
-      else
+      if (probe !== undefined) {
+        this.ruleProbe = { probe, backend: guarded.backend };
+        // What changed between the pass and the probe's start is seen by one first look.
+        setTimeout(() => {
+          this.noticed([ANYTHING]);
+        }, FIRST_LOOK_MS).unref();
+      } else
         this.warnOnce(
           `no change notifications for the ${guarded.backend} backend on this host ` +
             `(${guarded.backend === 'nft' ? 'neither nft nor xtables-monitor with stdbuf' : 'no perl, or an architecture the legacy probe does not know'}): ` +
@@ -208,6 +219,16 @@ export class DriftGuard {
       if (probes.length > 0) this.hooks.log(`noticing changes with ${probes.join(' and ')}`);
       this.update({ probes });
     }
+  }
+
+  /** A probe's hints: those that can concern moat's objects make a notice and widen the look. */
+  private noticed(hints: readonly ChangeHint[]): void {
+    const guarded = this.guarded;
+    if (this.stopped || guarded === undefined) return;
+    const relevant = hints.filter((hint) => concerns(hint, guarded.desired));
+    if (relevant.length === 0) return; // Docker's own chains, another table: nothing of moat's
+    for (const hint of relevant) this.scope.add(hint);
+    this.input(this.governor.notice(this.now()));
   }
 
   private startProbe(kind: ProbeKind, listener: ProbeListener): Probe | undefined {
@@ -268,7 +289,8 @@ export class DriftGuard {
     try {
       let result: RepairResult;
       try {
-        const inspection = await inspectAndRepair(this.ctx, this.options, guarded, decide);
+        const scope = this.scope.take();
+        const inspection = await inspectAndRepair(this.ctx, this.options, guarded, scope, decide);
         result = inspection.repaired ? 'changed' : 'unchanged';
       } catch (error) {
         if (decision.repair === undefined) {

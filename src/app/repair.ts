@@ -17,6 +17,7 @@ import { describeStep } from '../plan/drift.js';
 import { isEmptyPlan } from '../plan/model.js';
 import type { Family } from '../policy/model.js';
 import { recordRun, type RunRecord } from '../state/runs.js';
+import { scopeDesired, type LookScope } from '../watch/scope.js';
 import type { Context } from './context.js';
 import { refreshMetricsFile } from './metrics-file.js';
 
@@ -42,7 +43,7 @@ export interface Inspection {
 }
 
 /**
- * Looks, tells `decide` what differs (an empty list when nothing does), and repairs when it
+ * Looks at the objects in `scope`, tells `decide` what differs (an empty list when nothing does), and repairs when it
  * says so. Throws when the host cannot be read, or when
  * the repair failed (after rolling back, and recording the failed run).
  */
@@ -50,12 +51,14 @@ export async function inspectAndRepair(
   ctx: Context,
   options: RepairOptions,
   target: RepairTarget,
+  scope: LookScope,
   decide: (drift: readonly string[]) => boolean,
 ): Promise<Inspection> {
   const command = 'moat watch (repair)';
   return withLock(options.lockFile, options.lockTimeoutMs, command, async () => {
     const started = Date.now();
-    const { desired, backend } = target;
+    const { backend } = target;
+    const desired = scopeDesired(target.desired, scope);
     const live = await readOwned(ctx.runner, backend, desired, target.tableRules);
     const plan = diff(desired, live);
     const drift = plan.steps.map(describeStep);

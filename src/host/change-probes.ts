@@ -15,18 +15,25 @@
  * - ipset: no notifications either; src/host/ipset-probe.ts asks an interactive `ipset -` for
  *   the sets' headers and prints a line when moat's change.
  *
- * Every line or exit is only a hint: watch then reads moat's objects and compares.
+ * Every line or exit is only a hint (src/netfilter/parse-monitor.ts says of what): watch then
+ * reads those of moat's objects and compares.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { IptablesBackend } from '../netfilter/model.js';
+import {
+  ANYTHING,
+  nftMonitorHint,
+  xtablesMonitorHint,
+  type ChangeHint,
+} from '../netfilter/parse-monitor.js';
 import { ipsetProbeProgram } from './ipset-probe.js';
 import { legacyProbeCommand } from './legacy-probe.js';
 
 export interface ProbeListener {
-  /** Something may have changed; `source` names the probe. */
-  readonly changed: (source: string) => void;
+  /** Something may have changed; `source` names the probe, `hints` say what. */
+  readonly changed: (source: string, hints: readonly ChangeHint[]) => void;
   /** A probe cannot run, or keeps dying. */
   readonly warn: (message: string) => void;
 }
@@ -41,6 +48,8 @@ export interface ProbeCommand {
   readonly name: string;
   readonly command: string;
   readonly args: readonly string[];
+  /** What a line of output says was changed; undefined: nothing that matters. Default: anything. */
+  readonly hint?: (line: string) => ChangeHint | undefined;
 }
 
 /** Whether an executable `name` is on PATH. */
@@ -66,9 +75,21 @@ export function ruleProbeCommand(
   const find = options.find ?? ((name: string) => onPath(name));
   if (backend === 'nft') {
     if (find('xtables-monitor') && find('stdbuf')) {
-      return { name: 'xtables-monitor', command: 'stdbuf', args: ['-oL', 'xtables-monitor', '-e'] };
+      return {
+        name: 'xtables-monitor',
+        command: 'stdbuf',
+        args: ['-oL', 'xtables-monitor', '-e'],
+        hint: xtablesMonitorHint,
+      };
     }
-    if (find('nft')) return { name: 'nft monitor', command: 'nft', args: ['monitor', 'ruleset'] };
+    if (find('nft')) {
+      return {
+        name: 'nft monitor',
+        command: 'nft',
+        args: ['monitor', 'ruleset'],
+        hint: nftMonitorHint,
+      };
+    }
     return undefined;
   }
   if (!find('perl')) return undefined;
@@ -136,7 +157,7 @@ export function supervise(
         if (stopped || failedToStart) return;
         const why = signal === null ? `exit code ${code ?? '?'}` : signal;
         const last = stderr.trim().split('\n').at(-1) ?? '';
-        listener.changed(spec.name);
+        listener.changed(spec.name, [ANYTHING]);
         delay = Date.now() - startedAt > HEALTHY_MS ? FIRST_RESTART_MS : delay;
         if (delay >= 1000) {
           listener.warn(
@@ -151,7 +172,7 @@ export function supervise(
     });
     if (restart) {
       resubscribed = setTimeout(() => {
-        listener.changed(spec.name);
+        listener.changed(spec.name, [ANYTHING]);
       }, RESUBSCRIBE_MS);
     }
   };
@@ -174,11 +195,16 @@ export function supervise(
   };
 }
 
-/** Runs a probe whose every line of output is a change. */
+/** Runs a probe whose lines of output tell of changes. */
 export function startProbe(spec: ProbeCommand, listener: ProbeListener): Probe {
+  const hint = spec.hint ?? (() => ANYTHING);
+  let partial = '';
   return supervise(spec, listener, {
-    onOutput: () => {
-      listener.changed(spec.name);
+    onOutput: (chunk) => {
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop() ?? '';
+      const hints = lines.map(hint).filter((h) => h !== undefined);
+      if (hints.length > 0) listener.changed(spec.name, hints);
     },
   });
 }
@@ -192,5 +218,5 @@ export function ipsetProbeCommand(
   find: (name: string) => boolean = (name) => onPath(name),
 ): ProbeCommand | undefined {
   if (!find('perl') || !find('stdbuf') || !find('ipset')) return undefined;
-  return { name: 'ipset', ...ipsetProbeProgram(pollMs) };
+  return { name: 'ipset', ...ipsetProbeProgram(pollMs), hint: () => ({ kind: 'sets' }) };
 }
