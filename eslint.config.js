@@ -34,6 +34,7 @@ export default tseslint.config(
       'src/compile/**',
       'src/plan/**',
       'src/watch/**',
+      'src/explain/**',
       'src/netfilter/parse*.ts',
       'src/netfilter/render*.ts',
       'src/core/**',

@@ -1,9 +1,6 @@
 /** Jest runs the TypeScript sources directly as ES modules (ts-jest, isolated modules). */
 export default {
   testEnvironment: 'node',
-  // proper-lockfile's signal-exit keeps an emitter on `process`; jest's soft cleanup of globals
-  // between test files turns its next use into endless recursion that kills the worker.
-  testEnvironmentOptions: { globalsCleanup: 'off' },
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: {

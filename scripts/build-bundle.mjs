@@ -4,7 +4,7 @@
  * ~300 modules resolved and read one by one: a run starts in about half the time
  * (docs/performance.md). Commands are split into chunks loaded only when that command runs.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const root = new URL('..', import.meta.url);
@@ -13,7 +13,7 @@ const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8'));
 // Chunk names carry content hashes: clear the old ones.
 rmSync(new URL('dist/bundle', root), { recursive: true, force: true });
 
-await build({
+const result = await build({
   absWorkingDir: root.pathname,
   entryPoints: ['dist/cli/main.js'],
   outdir: 'dist/bundle',
@@ -21,7 +21,8 @@ await build({
   splitting: true,
   format: 'esm',
   platform: 'node',
-  target: 'node20',
+  // The oldest Node.js moat runs on: Debian 12's and Ubuntu 24.04's (package.json `engines`).
+  target: 'node18.19',
   // Whitespace and syntax only: names stay readable in `--debug` stack traces.
   minifyWhitespace: true,
   minifySyntax: true,
@@ -31,4 +32,9 @@ await build({
     js: "import { createRequire as __moatCreateRequire } from 'node:module'; const require = __moatCreateRequire(import.meta.url);",
   },
   logLevel: 'warning',
+  metafile: true,
 });
+
+// Which npm packages went into the bundle: the Debian package's copyright file lists them
+// (scripts/package-deb.sh). Kept beside the bundle, not in it.
+writeFileSync(new URL('dist/bundle-meta.json', root), JSON.stringify(result.metafile));

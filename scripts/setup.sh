@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs moat's runtime needs on a Debian machine (Node.js when absent, the npm packages from
 # the lock file) and builds it. Needs no iptables and no Docker: enough for validate and
-# `plan --state`.
+# `plan --snapshot`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v node >/dev/null 2>&1; then

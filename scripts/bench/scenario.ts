@@ -18,7 +18,7 @@ import type * as ParseModule from '../../src/policy/parse.js';
 import type * as ParseSaveModule from '../../src/netfilter/parse-save.js';
 import type * as ParseIpsetModule from '../../src/netfilter/parse-ipset.js';
 import type * as NormalizeModule from '../../src/docker/normalize.js';
-import type * as RenderRestoreModule from '../../src/netfilter/render-restore.js';
+import type * as RenderRestoreModule from '../../src/apply/render-restore.js';
 import type * as RenderJsonModule from '../../src/plan/render-json.js';
 
 export type Backend = 'nft' | 'legacy';
@@ -111,7 +111,7 @@ export class Scenario {
     this.env = {
       DOCKER_HOST: `unix://${socketPath}`,
       MOAT_LOCK_FILE: join(dir, 'moat.lock'),
-      MOAT_STATE_DIR: join(dir, 'state'),
+      MOAT_HISTORY_DIR: join(dir, 'state'),
       NO_COLOR: '1',
     };
   }

@@ -165,7 +165,7 @@ export async function watchScenario(
       {
         DOCKER_HOST: `unix://${api.socketPath}`,
         MOAT_LOCK_FILE: `${bench.dir}/moat.lock`,
-        MOAT_STATE_DIR: `${bench.dir}/state`,
+        MOAT_HISTORY_DIR: `${bench.dir}/state`,
       },
     );
     const noticing = await watch.waitFor(

@@ -6,16 +6,17 @@ import { applyPlan, StalePlanError } from '../apply/apply.js';
 import { ExitCode, UserError } from '../core/errors.js';
 import type { Inventory } from '../docker/model.js';
 import type { LiveHost } from '../host/read-host.js';
-import type { IptablesBackend, LiveNetfilter } from '../netfilter/model.js';
+import type { HostSystem } from '../host/system.js';
 import type { DesiredState } from '../compile/model.js';
+import type { IptablesBackend, LiveNetfilter } from '../netfilter/model.js';
 import { diff } from '../plan/diff.js';
 import { isEmptyPlan, type Plan } from '../plan/model.js';
-import { planFromDocument } from '../plan/render-json.js';
 import { renderPlanText } from '../plan/render-text.js';
-import type { Policy } from '../policy/model.js';
-import type { ApplyOptions } from './apply.js';
-import { readPlanFile } from './commands.js';
-import { changesExit, desiredFor, planFor, type Context } from './context.js';
+import type { ApplyOptions } from './apply-options.js';
+import { changesExit, desiredFor, planFor, withListenerNames, type Context } from './context.js';
+import type { LoadedPolicy } from './policy-input.js';
+import { policyName } from './policy-path.js';
+import type { SavedPlan } from './saved-plan.js';
 import { TOOL_VERSION } from './version.js';
 
 export interface ApplyOutcome {
@@ -33,6 +34,8 @@ export interface HostRead {
   readonly host: LiveHost;
   readonly inventory: Inventory;
   readonly live: LiveNetfilter;
+  /** Interfaces and listening sockets, their owners named for the ports the policy names. */
+  readonly system: HostSystem;
 }
 
 function appliedLine(plan: Plan): string {
@@ -40,55 +43,74 @@ function appliedLine(plan: Plan): string {
   return `Apply complete: ${add} added, ${change} changed, ${destroy} destroyed.\n`;
 }
 
+/**
+ * The plan to apply. A saved plan is a confirmation of intent: moat applies only what it
+ * computes now, and only if that equals the saved plan, so a plan file edited by hand (or made
+ * for another host state) can never inject a rule.
+ */
+function currentPlan(
+  desired: DesiredState,
+  policy: LoadedPolicy,
+  saved: SavedPlan | undefined,
+  live: LiveNetfilter,
+): Plan {
+  const plan = diff(desired, live);
+  if (saved === undefined) return plan;
+  if (saved.origin.policySha256 !== policy.sha256) {
+    throw new StalePlanError(
+      `${policyName(policy.path)} changed since ${saved.name} was made; nothing was applied. Plan again.`,
+    );
+  }
+  if (saved.origin.toolVersion !== TOOL_VERSION) {
+    throw new StalePlanError(
+      `${saved.name} was made by moat ${saved.origin.toolVersion ?? '?'}, this is ${TOOL_VERSION}; nothing was applied. Plan again.`,
+    );
+  }
+  if (JSON.stringify(plan.steps) !== JSON.stringify(saved.plan.steps)) {
+    throw new StalePlanError(
+      `the host or its containers changed since ${saved.name} was made (or the file was edited); nothing was applied. Plan again.`,
+    );
+  }
+  return plan;
+}
+
+/** Asks on a terminal unless approved already; false when the answer is not "yes". */
+async function approved(ctx: Context, options: ApplyOptions): Promise<boolean> {
+  if (options.planFile !== undefined || options.autoApprove) return true;
+  if (!ctx.io.interactive) {
+    throw new UserError(
+      'not a terminal: pass --auto-approve to apply without confirmation (nothing was changed)',
+      'needs-approval',
+    );
+  }
+  const answer = await ctx.io.ask('\nApply these changes? Only "yes" applies: ');
+  return answer.trim() === 'yes';
+}
+
 export async function applyLocked(
   ctx: Context,
   options: ApplyOptions,
-  policy: Policy,
-  sha256: string,
-  { host, inventory, live }: HostRead,
+  policy: LoadedPolicy,
+  saved: SavedPlan | undefined,
+  raw: HostRead,
 ): Promise<ApplyOutcome> {
-  const desired = desiredFor(policy, inventory, live);
-  let plan: Plan;
-  if (options.planFile !== undefined) {
-    const saved = planFromDocument(await readPlanFile(options.planFile), options.planFile);
-    if (saved.policySha256 !== sha256) {
-      throw new StalePlanError(
-        `${options.file} changed since ${options.planFile} was made; nothing was applied. Plan again.`,
-      );
-    }
-    if (saved.toolVersion !== TOOL_VERSION) {
-      throw new StalePlanError(
-        `${options.planFile} was made by moat ${saved.toolVersion ?? '?'}, this is ${TOOL_VERSION}; nothing was applied. Plan again.`,
-      );
-    }
-    // Apply only what moat itself computes now: a saved plan is a confirmation of intent, so
-    // a plan file edited by hand (or made for another host state) can never inject a rule.
-    plan = diff(desired, live);
-    if (JSON.stringify(plan.steps) !== JSON.stringify(saved.plan.steps)) {
-      throw new StalePlanError(
-        `the host or its containers changed since ${options.planFile} was made (or the file was edited); nothing was applied. Plan again.`,
-      );
-    }
-  } else {
-    plan = diff(desired, live);
-  }
-  const outcome = { plan, backend: host.backend, desired, live };
-
-  const talk = options.logFormat === 'text' && !options.quiet;
-  if (talk) ctx.io.out(renderPlanText(plan, { color: ctx.color }));
-  if (isEmptyPlan(plan)) return { ...outcome, exitCode: ExitCode.ok, changed: false };
-  if (options.planFile === undefined && !options.autoApprove) {
-    if (!ctx.io.interactive) {
-      throw new UserError(
-        'not a terminal: pass --auto-approve to apply without confirmation (nothing was changed)',
-        'needs-approval',
-      );
-    }
-    const answer = await ctx.io.ask('\nApply these changes? Only "yes" applies: ');
-    if (answer.trim() !== 'yes') {
-      ctx.io.err('Apply cancelled; nothing was changed.\n');
-      return { ...outcome, exitCode: ExitCode.error, changed: false };
-    }
+  const read = { ...raw, system: await withListenerNames(policy.policy, raw.system) };
+  const { host, inventory, live } = read;
+  const desired = desiredFor(policy.policy, inventory, live, read.system);
+  const plan = currentPlan(desired, policy, saved, live);
+  if (!options.quiet) ctx.view.note(renderPlanText(plan, { color: ctx.view.color }));
+  const outcome = (exitCode: number, changed: boolean): ApplyOutcome => ({
+    exitCode,
+    plan,
+    changed,
+    backend: host.backend,
+    desired,
+    live,
+  });
+  if (isEmptyPlan(plan)) return outcome(ExitCode.ok, false);
+  if (!(await approved(ctx, options))) {
+    ctx.io.err('Apply cancelled; nothing was changed.\n');
+    return outcome(ExitCode.error, false);
   }
   await applyPlan(
     plan,
@@ -96,10 +118,10 @@ export async function applyLocked(
       runner: ctx.runner,
       backend: host.backend,
       readLive: () => host.readLive(),
-      replan: (after) => planFor(policy, inventory, after),
+      replan: (after) => planFor(policy.policy, inventory, after, read.system),
     },
     live,
   );
-  if (options.logFormat === 'text') ctx.io.out(appliedLine(plan));
-  return { ...outcome, exitCode: changesExit(true, options.detailedExitcode), changed: true };
+  ctx.view.note(appliedLine(plan));
+  return outcome(changesExit(true, options.detailedExitcode), true);
 }

@@ -3,34 +3,26 @@
  * record the run. The planning and applying code (src/app/apply-locked.ts, with the policy
  * reader and compiler) loads while the host is read.
  */
-import { dirname, resolve } from 'node:path';
+import { dirname } from 'node:path';
+import { UserError } from '../core/errors.js';
 import { withLock } from '../host/lock.js';
 import { openLiveHost } from '../host/read-host.js';
 import { driftedObjects } from '../plan/drift.js';
 import { recordRun, type RunRecord } from '../state/runs.js';
 import type { ApplyOutcome, HostRead } from './apply-locked.js';
-import type { Context, HostOptions } from './context.js';
+import { DEFAULT_POLICY_FILE, type ApplyOptions } from './apply-options.js';
+import type { Context } from './context.js';
 import { refreshMetricsFile } from './metrics-file.js';
 import type { LoadedPolicy } from './policy-input.js';
+import { policyPath, STDIN, type PolicySource } from './policy-path.js';
+import type { SavedPlan } from './saved-plan.js';
 
-export type LogFormat = 'text' | 'json';
+export type { ApplyOptions } from './apply-options.js';
 
-export interface ApplyOptions extends HostOptions {
-  readonly file: string;
-  readonly lockFile: string;
-  readonly lockTimeoutMs: number;
-  readonly planFile?: string;
-  readonly autoApprove: boolean;
-  readonly quiet: boolean;
-  readonly detailedExitcode: boolean;
-  readonly stateDir: string;
-  readonly metricsFile?: string;
-  readonly logFormat: LogFormat;
-}
-
-async function gitRevision(ctx: Context, file: string): Promise<string | undefined> {
+async function gitRevision(ctx: Context, path: string): Promise<string | undefined> {
+  if (path === STDIN) return undefined;
   try {
-    const result = await ctx.runner('git', ['-C', dirname(resolve(file)), 'rev-parse', 'HEAD']);
+    const result = await ctx.runner('git', ['-C', dirname(path), 'rev-parse', 'HEAD']);
     return result.exitCode === 0 ? result.stdout.trim() : undefined;
   } catch {
     return undefined; // no git on this host
@@ -45,10 +37,45 @@ async function remember(ctx: Context, options: ApplyOptions, record: RunRecord):
       await refreshMetricsFile(options.stateDir, options.metricsFile, record.backend);
     }
   } catch (error) {
-    ctx.io.err(
-      `moat: warning: could not record this run in ${options.stateDir}: ${(error as Error).message}\n`,
-    );
+    ctx.view.warn(`could not record this run in ${options.stateDir}: ${(error as Error).message}`);
   }
+}
+
+/**
+ * Which policy to apply: `-f` when given; else the one a saved plan was made from (its file,
+ * or the text it carries when it was made from standard input); else firewall.yaml.
+ */
+function policySource(options: ApplyOptions, saved: SavedPlan | undefined): PolicySource {
+  if (options.file !== undefined) return { file: options.file };
+  const { policyPath, policyText } = saved?.origin ?? {};
+  if (policyPath === undefined) return { file: DEFAULT_POLICY_FILE };
+  if (policyPath === STDIN) {
+    if (policyText === undefined)
+      throw new UserError(`${saved?.name ?? ''}: not a complete moat plan file`, 'bad-plan-file');
+    return { text: policyText, path: STDIN };
+  }
+  return { file: policyPath };
+}
+
+/** The saved plan (if any) and the policy, read under the lock while the host is read. */
+async function readInputs(
+  ctx: Context,
+  options: ApplyOptions,
+): Promise<{ saved: SavedPlan | undefined; policy: LoadedPolicy }> {
+  if (options.file === STDIN && options.planFile === STDIN)
+    throw new UserError('the policy and the plan cannot both come from standard input');
+  const [{ readSavedPlan }, { loadValidPolicy }] = await Promise.all([
+    import('./saved-plan.js'),
+    import('./policy-input.js'),
+  ]);
+  const saved =
+    options.planFile === undefined ? undefined : await readSavedPlan(ctx.io, options.planFile);
+  return { saved, policy: await loadValidPolicy(ctx, policySource(options, saved)) };
+}
+
+function commandLine(options: ApplyOptions): string {
+  const file = options.file === undefined ? '' : ` -f ${options.file}`;
+  return `moat apply${file}${options.planFile === undefined ? '' : ` ${options.planFile}`}`;
 }
 
 export async function applyCommand(
@@ -58,10 +85,7 @@ export async function applyCommand(
   observe?: (outcome: ApplyOutcome) => void,
 ): Promise<number> {
   const started = Date.now();
-  const base = {
-    time: new Date(started).toISOString(),
-    command: `moat apply -f ${options.file}${options.planFile === undefined ? '' : ` ${options.planFile}`}`,
-  };
+  const base = { time: new Date(started).toISOString(), command: commandLine(options) };
   const failed = (error: unknown, sha256?: string): RunRecord => ({
     ...base,
     duration_ms: Date.now() - started,
@@ -77,23 +101,26 @@ export async function applyCommand(
   return withLock(options.lockFile, options.lockTimeoutMs, base.command, async () => {
     const reading = readHost(ctx, options);
     reading.catch(() => undefined); // awaited below once the policy is valid
-    const revision = gitRevision(ctx, options.file); // recorded at the end; asked now
-    const [{ applyLocked }, { loadValidPolicy }] = await Promise.all([
-      import('./apply-locked.js'),
-      import('./policy-input.js'),
-    ]);
-    let loaded: LoadedPolicy;
+    const locked = import('./apply-locked.js');
+    // Recorded at the end; asked now when the policy file is already known.
+    const early =
+      options.planFile === undefined
+        ? gitRevision(ctx, policyPath(options.file ?? DEFAULT_POLICY_FILE))
+        : undefined;
+    let inputs: Awaited<ReturnType<typeof readInputs>>;
     try {
-      loaded = await loadValidPolicy(options.file, ctx.io, ctx.color);
+      inputs = await readInputs(ctx, options);
     } catch (error) {
       await remember(ctx, options, failed(error));
       throw error;
     }
+    const { saved, policy } = inputs;
+    const revision = early ?? gitRevision(ctx, policy.path);
     let outcome: ApplyOutcome;
     try {
-      outcome = await applyLocked(ctx, options, loaded.policy, loaded.sha256, await reading);
+      outcome = await (await locked).applyLocked(ctx, options, policy, saved, await reading);
     } catch (error) {
-      await remember(ctx, options, failed(error, loaded.sha256));
+      await remember(ctx, options, failed(error, policy.sha256));
       throw error;
     }
     const gitRevisionNow = await revision;
@@ -102,7 +129,7 @@ export async function applyCommand(
       ...base,
       duration_ms: Date.now() - started,
       result: outcome.changed ? 'changed' : 'unchanged',
-      policy_sha256: loaded.sha256,
+      policy_sha256: policy.sha256,
       ...(gitRevisionNow === undefined ? {} : { git_revision: gitRevisionNow }),
       changes: outcome.changed ? outcome.plan.summary : { add: 0, change: 0, destroy: 0 },
       drift: drifted.length > 0,
@@ -111,16 +138,23 @@ export async function applyCommand(
     };
     await remember(ctx, options, record);
     observe?.(outcome);
-    if (options.logFormat === 'json') {
-      ctx.io.out(JSON.stringify({ level: 'info', event: 'apply', ...record }) + '\n');
-    }
+    ctx.view.event('apply', { ...record });
     return outcome.exitCode;
   });
 }
 
 /** One read of the host, taken under the lock: the plan and the staleness check both use it. */
 async function readHost(ctx: Context, options: ApplyOptions): Promise<HostRead> {
-  const host = await openLiveHost({ runner: ctx.runner, backend: options.backend, env: ctx.env });
-  const [inventory, live] = await Promise.all([host.readInventory(), host.readLive()]);
-  return { host, inventory, live };
+  const host = await openLiveHost({
+    runner: ctx.runner,
+    backend: options.backend,
+    env: ctx.env,
+    ...(ctx.readSystem === undefined ? {} : { readSystem: ctx.readSystem }),
+  });
+  const [inventory, live, system] = await Promise.all([
+    host.readInventory(),
+    host.readLive(),
+    host.readSystem(),
+  ]);
+  return { host, inventory, live, system };
 }

@@ -1,44 +1,41 @@
 /**
- * Read-only use cases behind the CLI: show and snapshot. Each takes parsed options and an Io,
+ * Small use cases behind the CLI: show and snapshot. Each takes parsed options and a context,
  * and returns the exit code. validate, plan, apply, status, init and watch have their own
  * modules.
  */
-import { readFile } from 'node:fs/promises';
-import { ExitCode, UserError } from '../core/errors.js';
+import { ExitCode } from '../core/errors.js';
 import { openLiveHost } from '../host/read-host.js';
 import { writeSnapshot } from '../host/snapshot.js';
-import { planFromDocument, renderPlanJson } from '../plan/render-json.js';
+import { planDocument } from '../plan/render-json.js';
 import { renderPlanText } from '../plan/render-text.js';
 import type { Context, HostOptions } from './context.js';
+import { readSavedPlan } from './saved-plan.js';
 import { TOOL_VERSION } from './version.js';
 
 export type { Context, HostOptions } from './context.js';
 
-export async function showCommand(
-  ctx: Context,
-  options: { planFile: string; json: boolean },
-): Promise<number> {
-  const { plan } = planFromDocument(await readPlanFile(options.planFile), options.planFile);
-  ctx.io.out(options.json ? renderPlanJson(plan) : renderPlanText(plan, { color: ctx.color }));
+export async function showCommand(ctx: Context, options: { planFile: string }): Promise<number> {
+  const { plan } = await readSavedPlan(ctx.io, options.planFile);
+  ctx.view.result(
+    () => renderPlanText(plan, { color: ctx.view.color }),
+    () => planDocument(plan),
+  );
   return ExitCode.ok;
-}
-
-export async function readPlanFile(path: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch {
-    throw new UserError(`cannot read plan file ${path}`, 'not-found');
-  }
 }
 
 export async function snapshotCommand(
   ctx: Context,
   options: HostOptions & { out: string },
 ): Promise<number> {
-  const host = await openLiveHost({ runner: ctx.runner, backend: options.backend, env: ctx.env });
+  const host = await openLiveHost({
+    runner: ctx.runner,
+    backend: options.backend,
+    env: ctx.env,
+    ...(ctx.readSystem === undefined ? {} : { readSystem: ctx.readSystem }),
+  });
   await writeSnapshot(options.out, host, TOOL_VERSION);
-  ctx.io.out(
-    `Wrote a snapshot of this host to ${options.out}; plan against it with: moat plan --state ${options.out}\n`,
+  ctx.view.note(
+    `Wrote a snapshot of this host to ${options.out}; plan against it with: moat plan --snapshot ${options.out}\n`,
   );
   return ExitCode.ok;
 }

@@ -1,17 +1,21 @@
-/** `moat init`: write a policy that reproduces the running containers' exposure today. */
+/**
+ * `moat init`: write a policy that reproduces the running containers' exposure today, read from
+ * the Docker API or from a snapshot (`--snapshot DIR`).
+ */
 import { writeFile } from 'node:fs/promises';
 import { ExitCode, UserError } from '../core/errors.js';
-import { resolveDockerEndpoint } from '../docker/endpoint.js';
-import { readInventory } from '../docker/inventory.js';
 import { initialPolicy } from '../init/generate.js';
 import type { Context } from './context.js';
+import { readContainers } from './host-state.js';
 
-export async function initCommand(
-  ctx: Context,
-  options: { out?: string; force: boolean },
-): Promise<number> {
-  const endpoint = resolveDockerEndpoint(ctx.env);
-  const text = initialPolicy(await readInventory(endpoint));
+export interface InitOptions {
+  readonly out?: string;
+  readonly force: boolean;
+  readonly snapshot?: string;
+}
+
+export async function initCommand(ctx: Context, options: InitOptions): Promise<number> {
+  const text = initialPolicy(await readContainers(ctx, options.snapshot));
   if (options.out === undefined) {
     ctx.io.out(text);
     return ExitCode.ok;
@@ -24,8 +28,9 @@ export async function initCommand(
     }
     throw new UserError(`cannot write ${options.out}: ${(error as Error).message}`, 'not-writable');
   }
-  ctx.io.out(
-    `Wrote ${options.out}. Check it with: moat plan -f ${options.out} (it should show no changes)\n`,
+  const against = options.snapshot === undefined ? '' : ` --snapshot ${options.snapshot}`;
+  ctx.view.note(
+    `Wrote ${options.out}. Check it with: moat plan -f ${options.out}${against} (it should show no changes)\n`,
   );
   return ExitCode.ok;
 }

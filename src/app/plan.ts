@@ -1,60 +1,74 @@
 /**
- * `moat plan`. The host is read first and the rest of moat (policy reader, compiler, differ,
- * renderers: most of its code) is loaded while the reads run, so start-up and reading overlap.
+ * `moat plan`, and `makePlan`, the one way a plan is made from a policy file and a host (the
+ * golden tests call it too). The host is read first and the rest of moat (policy reader,
+ * compiler, differ, renderers: most of its code) is loaded while the reads run, so start-up and
+ * reading overlap.
  */
-import { writeFile } from 'node:fs/promises';
-import type { Inventory } from '../docker/model.js';
-import { openLiveHost } from '../host/read-host.js';
-import type { LiveNetfilter } from '../netfilter/model.js';
-import type { Context, HostOptions } from './context.js';
+import type { Plan } from '../plan/model.js';
+import type { Context } from './context.js';
+import { readHostState, type HostSource } from './host-state.js';
+import type { LoadedPolicy } from './policy-input.js';
 
-export interface PlanOptions extends HostOptions {
+export interface PlanSource extends HostSource {
+  /** The policy file, or `-` for standard input. */
   readonly file: string;
-  readonly state?: string;
-  readonly json: boolean;
+}
+
+export interface PlanOptions extends PlanSource {
+  /** Save the plan for `moat apply` to this file, or to stdout for `-`. */
   readonly out?: string;
   readonly detailedExitcode: boolean;
 }
 
-async function readHostState(
-  ctx: Context,
-  options: PlanOptions,
-): Promise<{ live: LiveNetfilter; inventory: Inventory }> {
-  if (options.state !== undefined) {
-    const { readSnapshot } = await import('../host/snapshot.js');
-    return readSnapshot(options.state);
-  }
-  const host = await openLiveHost({ runner: ctx.runner, backend: options.backend, env: ctx.env });
-  const [live, inventory] = await Promise.all([host.readLive(), host.readInventory()]);
-  return { live, inventory };
+export interface MadePlan {
+  readonly plan: Plan;
+  readonly policy: LoadedPolicy;
+}
+
+export async function makePlan(ctx: Context, source: PlanSource): Promise<MadePlan> {
+  // Read the host while the policy is parsed; the policy's own errors are reported first.
+  const reading = readHostState(ctx, source);
+  reading.catch(() => undefined);
+  const [{ loadValidPolicy }, { planFor, withListenerNames }] = await Promise.all([
+    import('./policy-input.js'),
+    import('./context.js'),
+  ]);
+  const policy = await loadValidPolicy(ctx, { file: source.file });
+  const { live, inventory, system } = await reading;
+  const named = await withListenerNames(policy.policy, system ?? {});
+  return { plan: planFor(policy.policy, inventory, live, named), policy };
+}
+
+/** A word the shell passes through unchanged, quoted when it would not be. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
 export async function planCommand(ctx: Context, options: PlanOptions): Promise<number> {
-  // Read the host while the policy is parsed; the policy's own errors are reported first.
-  const reading = readHostState(ctx, options);
-  reading.catch(() => undefined);
-  const [{ loadValidPolicy }, { changesExit, planFor }, model, json, text, { TOOL_VERSION }] =
-    await Promise.all([
-      import('./policy-input.js'),
-      import('./context.js'),
-      import('../plan/model.js'),
-      import('../plan/render-json.js'),
-      import('../plan/render-text.js'),
-      import('./version.js'),
-    ]);
-  const { policy, sha256 } = await loadValidPolicy(options.file, ctx.io, ctx.color);
-  const { live, inventory } = await reading;
-  const plan = planFor(policy, inventory, live);
-  ctx.io.out(
-    options.json ? json.renderPlanJson(plan) : text.renderPlanText(plan, { color: ctx.color }),
-  );
-  if (options.out !== undefined) {
-    const doc = json.planDocument(plan, { policySha256: sha256, toolVersion: TOOL_VERSION });
-    await writeFile(options.out, JSON.stringify(doc, null, 2) + '\n');
-    if (!options.json)
-      ctx.io.out(
-        `\nSaved the plan to ${options.out}; apply exactly it with: moat apply ${options.out}\n`,
+  const [made, { changesExit }, model, json, text, saved] = await Promise.all([
+    makePlan(ctx, options),
+    import('./context.js'),
+    import('../plan/model.js'),
+    import('../plan/render-json.js'),
+    import('../plan/render-text.js'),
+    import('./saved-plan.js'),
+  ]);
+  const { plan, policy } = made;
+  if (options.out === '-') {
+    // The saved plan is the output: nothing else on stdout.
+    await saved.writeSavedPlan(ctx.io, '-', saved.savedPlanText(plan, policy));
+  } else {
+    ctx.view.result(
+      () => text.renderPlanText(plan, { color: ctx.view.color }),
+      () => json.planDocument(plan),
+    );
+    if (options.out !== undefined) {
+      await saved.writeSavedPlan(ctx.io, options.out, saved.savedPlanText(plan, policy));
+      // The plan records its policy, so this command works from any directory.
+      ctx.view.note(
+        `\nSaved the plan to ${options.out}; apply exactly it with: moat apply ${shellWord(options.out)}\n`,
       );
+    }
   }
   return changesExit(!model.isEmptyPlan(plan), options.detailedExitcode);
 }

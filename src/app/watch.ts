@@ -6,7 +6,6 @@
  */
 import { resolveDockerEndpoint } from '../docker/endpoint.js';
 import { followEvents, type DockerEvent } from '../docker/events.js';
-import { MoatError } from '../core/errors.js';
 import { applyCommand, type ApplyOptions } from './apply.js';
 import type { ApplyOutcome } from './apply-locked.js';
 import type { Context } from './context.js';
@@ -45,9 +44,9 @@ export async function watchCommand(
 ): Promise<number> {
   const log: DriftGuardHooks['log'] = (message, fields = {}, level = 'info') => {
     const time = new Date().toISOString();
-    if (options.logFormat === 'json')
-      ctx.io.out(JSON.stringify({ level, event: 'watch', time, message, ...fields }) + '\n');
-    else ctx.io.out(`${time} ${message}\n`);
+    // A JSON line's fields override its level: a fight is a warning, with what is drifting.
+    const tagged = level === 'info' ? fields : { ...fields, level: 'warning' };
+    ctx.view.event('watch', { time, message, ...tagged }, `${time} ${message}\n`);
   };
   const applyOptions: ApplyOptions = {
     ...options,
@@ -89,8 +88,7 @@ export async function watchCommand(
           ok = true;
         } catch (error) {
           ok = false;
-          const message = error instanceof MoatError ? error.message : String(error);
-          ctx.io.err(`moat watch: apply failed: ${message}\n`);
+          ctx.view.report(error, 'watch: apply failed');
         }
       } while (wantsAgain());
       return ok;
@@ -125,7 +123,7 @@ export async function watchCommand(
         await stream.ended;
       } catch (error) {
         if (!signal.aborted)
-          ctx.io.err(`moat watch: lost the Docker event stream: ${(error as Error).message}\n`);
+          ctx.view.warn(`watch: lost the Docker event stream: ${(error as Error).message}`);
       } finally {
         signal.removeEventListener('abort', stop);
       }

@@ -7,11 +7,12 @@
 import { MoatError, ExitCode, SubprocessError } from '../core/errors.js';
 import { runChecked, type CommandRunner } from '../core/runner.js';
 import type { IptablesBackend, LiveNetfilter } from '../netfilter/model.js';
-import { renderRestore, type RestoreScripts } from '../netfilter/render-restore.js';
+import { renderRestore, type RestoreScripts } from './render-restore.js';
 import { toolFor } from '../netfilter/backend.js';
 import { diff, fingerprint } from '../plan/diff.js';
 import { isEmptyPlan, type Plan } from '../plan/model.js';
 import { FAMILIES } from '../policy/model.js';
+import { plural } from '../core/words.js';
 import { desiredFromLive } from './from-live.js';
 import { readAfter } from './verify.js';
 
@@ -41,6 +42,9 @@ export class ApplyFailedError extends MoatError {
   }
 }
 
+/** Programs that write the firewall hold the apply lock until they end (src/host/lock.ts). */
+const WRITES = { holdsLock: true } as const;
+
 /**
  * One restore transaction per family that has changes; `--test` only checks them. The two
  * families run at once: on nft each is its own table's transaction; on legacy `-w` queues them
@@ -57,7 +61,7 @@ async function restoreFamilies(
     const script = scripts.families[family];
     return script === undefined
       ? []
-      : [runChecked(env.runner, toolFor(env.backend, family, 'restore'), args, script)];
+      : [runChecked(env.runner, toolFor(env.backend, family, 'restore'), args, script, WRITES)];
   });
   const settled = await Promise.allSettled(runs);
   const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -70,7 +74,7 @@ async function runScripts(
   options: { test: boolean } = { test: false },
 ): Promise<void> {
   if (scripts.ipsetBefore !== undefined)
-    await runChecked(env.runner, 'ipset', ['restore'], scripts.ipsetBefore);
+    await runChecked(env.runner, 'ipset', ['restore'], scripts.ipsetBefore, WRITES);
   // Both families are checked before either commits, so one cannot commit while the other is
   // refused. Checked after the new sets exist, since rules may reference them. One family alone
   // needs no check: its restore is one transaction that commits all of it or nothing.
@@ -78,7 +82,7 @@ async function runScripts(
   if (options.test && families.length > 1) await restoreFamilies(env, scripts, 'test');
   await restoreFamilies(env, scripts, 'commit');
   if (scripts.ipsetAfter !== undefined)
-    await runChecked(env.runner, 'ipset', ['restore'], scripts.ipsetAfter);
+    await runChecked(env.runner, 'ipset', ['restore'], scripts.ipsetAfter, WRITES);
 }
 
 function describe(error: unknown): string {
@@ -127,7 +131,7 @@ export async function applyPlan(
     const after = env.replan(await readAfter(env.runner, env.backend, plan, before));
     if (!isEmptyPlan(after)) {
       failure = new Error(
-        `verification failed: after applying, the host still differs from the policy (${after.steps.length} step(s) left)`,
+        `verification failed: after applying, the host still differs from the policy (${plural(after.steps.length, 'step')} left)`,
       );
     }
   } catch (error) {

@@ -3,7 +3,7 @@
  * and renderer that apply a plan can also put that moment back (rollback).
  */
 import type { DesiredFamily, DesiredIpset, DesiredState, OwnedRule } from '../compile/model.js';
-import { isOwnedChain, isOwnedIpset, shortHash } from '../compile/naming.js';
+import { isOwnedChain, isOwnedIpset, shortHash } from '../core/ownership.js';
 import { liveDigest } from '../plan/diff.js';
 import type { Family, IpsetType } from '../policy/model.js';
 import type { LiveChain, LiveNetfilter, LiveRule } from '../netfilter/model.js';
@@ -14,6 +14,7 @@ function verbatim(chain: string, rule: LiveRule): OwnedRule {
     spec: rule.spec,
     line: rule.spec,
     id: rule.moatId ?? `foreign-${shortHash(rule.spec)}`,
+    origins: [],
   };
 }
 
@@ -45,8 +46,9 @@ export function desiredFromLive(live: LiveNetfilter): DesiredState {
   return {
     families: { ipv4: familyFromLive(live, 'ipv4'), ipv6: familyFromLive(live, 'ipv6') },
     ipsets,
-    exposures: [],
+    publications: [],
     egress: [],
+    glossary: { ipsets: {}, addresses: {} },
     warnings: [],
   };
 }

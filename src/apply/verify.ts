@@ -3,7 +3,7 @@
  * wrote, put into the state the plan was made from. Everything else was not written, and the
  * plan was made under the same lock, so it stands as read.
  */
-import { isOwnedChain } from '../compile/naming.js';
+import { isOwnedChain } from '../core/ownership.js';
 import type { CommandRunner } from '../core/runner.js';
 import type {
   IptablesBackend,
@@ -14,7 +14,7 @@ import type {
   LiveTable,
 } from '../netfilter/model.js';
 import { readFilterChains, readIpsetsNamed } from '../netfilter/read.js';
-import { swapSetName } from '../netfilter/render-restore.js';
+import { swapSetName } from './render-restore.js';
 import { isMoatRule } from '../plan/diff.js';
 import type { Plan } from '../plan/model.js';
 import { FAMILIES, type Family } from '../policy/model.js';

@@ -2,404 +2,300 @@
  * Compile: policy + Docker inventory (+ the few facts of the live host it needs) → the chains,
  * jumps and ipsets moat wants. Pure and deterministic.
  *
- * The layout, per family, in the filter table:
- *   DOCKER-USER (or FORWARD) → MOAT-FORWARD   routed traffic, after Docker's DNAT
- *   INPUT                    → MOAT-INPUT     traffic to the host itself (docker-proxy path)
- *   MOAT-SRC-<hash>   allowed sources of one or more published ports; RETURN or DROP
- *   MOAT-EGR-<hash>   one container group's egress: deny list, allow list, default
- * moat only ever RETURNs (hand the packet back to Docker's and the user's rules) or DROPs.
+ * The layout, per family, in the filter table (see docs/how-it-works.md):
+ *   DOCKER-USER (or FORWARD) → MOAT-FORWARD   routed traffic
+ *     replies and RELATED packets RETURN first
+ *     --ctstate DNAT        → MOAT-INGRESS    published host ports: -g MOAT-SRC-… per port
+ *                                             segment; `defaults.ingress: host` drops the rest
+ *                                             going into a Docker bridge
+ *     -i <Docker bridge>    → MOAT-EGRESS     containers' connections: -g MOAT-EGR-… per
+ *                                             governed address; `defaults.egress: deny` drops
+ *                                             the rest
+ *     -o <Docker bridge> ! --ctstate DNAT → MOAT-DIRECT   routed gateway modes, direct access:
+ *                                             from outside Docker's networks → MOAT-DIRECT-PORTS
+ *   INPUT → MOAT-INPUT    traffic to the host itself: containers' egress, and docker-proxy
+ *                         (the same port segments as MOAT-INGRESS, keyed on the port)
+ * moat only ever RETURNs (hands the packet back to Docker's and the user's rules) or DROPs.
  */
-import type { DockerContainer, Inventory } from '../docker/model.js';
-import { UserError } from '../core/errors.js';
 import {
-  FAMILIES,
-  type EgressDestination,
-  type EgressPolicy,
-  type EgressRule,
-  type Family,
-  type IngressSource,
-  type Policy,
-  type PortRange,
-} from '../policy/model.js';
+  DIGEST_PREFIX,
+  DIRECT_CHAIN,
+  DIRECT_PORTS_CHAIN,
+  EGRESS_CHAIN,
+  FORWARD_CHAIN,
+  INGRESS_CHAIN,
+  INPUT_CHAIN,
+  shortHash,
+} from '../core/ownership.js';
+import type { Inventory } from '../docker/model.js';
+import { FAMILIES, type Family, type Policy } from '../policy/model.js';
+import { dockerBridges, type DockerBridges } from './bridges.js';
+import { CompileContext } from './context.js';
+import { DEFAULTS_EGRESS, Egress } from './egress.js';
+import { DEFAULT_HOST_FACTS, type HostFacts } from './host-facts.js';
+import { DEFAULTS_INGRESS, Ingress, portMatch } from './ingress.js';
 import type {
   DesiredFamily,
   DesiredIpset,
   DesiredState,
-  EgressExposure,
+  Glossary,
   OwnedChain,
   OwnedJump,
-  PlanWarning,
-  PortExposure,
+  RuleOrigin,
 } from './model.js';
-import {
-  DIGEST_PREFIX,
-  FORWARD_CHAIN,
-  INPUT_CHAIN,
-  egressChainName,
-  ownedRule,
-  shortHash,
-  sourcesChainName,
-} from './naming.js';
-import { selectContainers, type Selection } from './select.js';
+import { ownedRule, sourcesChainName } from './naming.js';
+import { sourceSetKey, type SourceSet } from './segments.js';
+import { compileWarnings } from './warnings.js';
 
-/** Facts about the live host that compiling needs. */
-export interface HostFacts {
-  /** Kernel name → family of every ipset on the host (external sets are looked up here). */
-  readonly ipsetFamilies: ReadonlyMap<string, Family>;
-  /** The chain that receives routed traffic first: DOCKER-USER where Docker made it. */
-  readonly forwardHook: Readonly<Record<Family, string>>;
-}
-
-export const DEFAULT_HOST_FACTS: HostFacts = {
-  ipsetFamilies: new Map(),
-  forwardHook: { ipv4: 'DOCKER-USER', ipv6: 'DOCKER-USER' },
-};
+export { DEFAULT_HOST_FACTS, type HostFacts } from './host-facts.js';
 
 const REPLIES_FLOW = [
   '-m conntrack --ctdir REPLY -j RETURN',
   '-m conntrack --ctstate RELATED -j RETURN',
 ];
+const LOOPBACK: Record<Family, string> = { ipv4: '127.0.0.0/8', ipv6: '::1/128' };
+const ICMP: Record<Family, string> = { ipv4: 'icmp', ipv6: 'ipv6-icmp' };
+/** Neighbour discovery a container needs to reach its gateway at all, replies included. */
+const NEIGHBOUR_DISCOVERY = [
+  'router-solicitation',
+  'neighbour-solicitation',
+  'neighbour-advertisement',
+];
 
-export function portLabel(port: PortRange): string {
-  const range = port.first === port.last ? `${port.first}` : `${port.first}-${port.last}`;
-  return `${range}/${port.protocol}`;
+interface Spec {
+  readonly spec: string;
+  readonly origins: readonly RuleOrigin[];
 }
 
-function portMatch(port: PortRange): string {
-  return port.first === port.last ? `${port.first}` : `${port.first}:${port.last}`;
-}
+const structural = (spec: string): Spec => ({ spec, origins: [] });
 
-function hostAddress(address: string, family: Family): string {
-  return family === 'ipv4' ? `${address}/32` : `${address}/128`;
-}
+/** One family's chains as they are assembled. */
+class FamilyBuilder {
+  readonly derived = new Map<string, Spec[]>();
+  /** Sources and origins → the verdict already made for them (ingress and INPUT share them). */
+  private readonly verdicts = new Map<string, string>();
 
-function addressesOf(containers: readonly DockerContainer[], family: Family): string[] {
-  const out = new Set<string>();
-  for (const c of containers) {
-    for (const a of c.attachments) {
-      const address = family === 'ipv4' ? a.ipv4 : a.ipv6;
-      if (address !== undefined) out.add(hostAddress(address, family));
+  constructor(
+    readonly family: Family,
+    private readonly context: CompileContext,
+  ) {}
+
+  /** What a rule matching some port does with its sources: RETURN, DROP, or -g a chain. */
+  verdictFor(sources: SourceSet, origins: readonly RuleOrigin[]): string {
+    if (sources.anyone) return '-j RETURN';
+    const key = `${sourceSetKey(sources)}|${JSON.stringify(origins.map((o) => o.path))}`;
+    const known = this.verdicts.get(key);
+    if (known !== undefined) return known;
+    const matches = this.context.sourceMatches(sources, this.family);
+    let verdict = '-j DROP';
+    if (matches.length > 0) {
+      const body = [...matches.map((m) => `${m} -j RETURN`), '-j DROP'];
+      const name = sourcesChainName(this.family, `${body.join('\n')}\n${key}`);
+      this.derived.set(
+        name,
+        body.map((spec) => ({ spec, origins })),
+      );
+      verdict = `-g ${name}`;
     }
+    this.verdicts.set(key, verdict);
+    return verdict;
   }
-  return [...out].sort();
-}
-
-function isLoopback(hostIp: string): boolean {
-  return hostIp.startsWith('127.') || hostIp === '::1';
-}
-
-function samePortRange(a: PortRange, b: PortRange): boolean {
-  return a.protocol === b.protocol && a.first === b.first && a.last === b.last;
-}
-
-function covers(range: PortRange, protocol: string, port: number): boolean {
-  return range.protocol === protocol && range.first <= port && port <= range.last;
-}
-
-/** Ports a group's containers publish, as single-port ranges (tcp and udp only). */
-function publishedPorts(containers: readonly DockerContainer[]): PortRange[] {
-  const out: PortRange[] = [];
-  for (const c of containers) {
-    for (const p of c.ports) {
-      if (p.protocol === 'sctp') continue;
-      const range: PortRange = { protocol: p.protocol, first: p.hostPort, last: p.hostPort };
-      if (!out.some((r) => samePortRange(r, range))) out.push(range);
-    }
-  }
-  return out;
-}
-
-/** Published ports and the sources allowed to reach them. */
-interface IngressEntry {
-  readonly group?: string;
-  readonly ports: PortRange[];
-  readonly sources: readonly IngressSource[];
-}
-
-/** A group whose containers' egress moat governs, with those containers. */
-interface EgressGroup {
-  /** The group's name, or `(ungrouped)` for containers no group selects. */
-  readonly name: string;
-  readonly egress: EgressPolicy;
-  readonly containers: readonly DockerContainer[];
-  readonly chain: string;
 }
 
 class Compiler {
-  private readonly warnings: PlanWarning[] = [];
-  private readonly selection: Selection;
+  private readonly context: CompileContext;
+  private readonly ingress: Ingress;
+  private readonly egress: Egress;
+  private readonly bridges: DockerBridges;
 
-  constructor(
-    private readonly policy: Policy,
-    private readonly inventory: Inventory,
-    private readonly facts: HostFacts,
-  ) {
-    this.selection = selectContainers(policy.containers, inventory);
-    this.warnings.push(...this.selection.warnings);
+  constructor(policy: Policy, inventory: Inventory, facts: HostFacts) {
+    this.context = new CompileContext(policy, inventory, facts);
+    this.ingress = new Ingress(this.context);
+    this.egress = new Egress(this.context);
+    this.bridges = dockerBridges(this.context);
   }
 
-  private members(group: string): readonly DockerContainer[] {
-    return this.selection.members.get(group) ?? [];
+  private get defaultHost(): boolean {
+    return this.context.policy.defaults.ingress === 'host';
   }
 
-  /** The kernel name and family of a policy ipset key. */
-  private ipset(key: string): { name: string; family: Family } {
-    const set = this.policy.ipsets.get(key);
-    if (set === undefined) throw new UserError(`ipset "${key}" is not declared in the policy`);
-    if (set.kind === 'managed') return { name: set.kernelName, family: set.family };
-    const family = this.facts.ipsetFamilies.get(set.kernelName);
-    if (family === undefined) {
-      throw new UserError(
-        `external ipset "${set.kernelName}" (policy key "${key}") does not exist on the host; create it first or remove the reference`,
-        'missing-external-ipset',
-      );
+  private ingressChain(b: FamilyBuilder): Spec[] {
+    const rules: Spec[] = [];
+    for (const segment of this.ingress.segments) {
+      if (segment.sources.anyone && !this.defaultHost) continue;
+      const match = `-p ${segment.protocol} -m conntrack --ctorigdstport ${portMatch(segment)}`;
+      rules.push({
+        spec: `${match} ${b.verdictFor(segment.sources, segment.origins)}`,
+        origins: segment.origins,
+      });
     }
-    return { name: set.kernelName, family };
-  }
-
-  /** Match fragments for one ingress source in one family; null means "anyone". */
-  private sourceMatches(source: IngressSource, family: Family): string[] | null {
-    switch (source.kind) {
-      case 'any':
-        return null;
-      case 'host':
-        return [];
-      case 'cidr':
-        return source.block.family === family ? [`-s ${source.block.cidr}`] : [];
-      case 'ipset': {
-        const set = this.ipset(source.set);
-        return set.family === family ? [`-m set --match-set ${set.name} src`] : [];
-      }
-      case 'container':
-        return addressesOf(this.members(source.group), family).map((a) => `-s ${a}`);
+    if (this.defaultHost) {
+      for (const i of this.bridges.exempt) rules.push(structural(`-o ${i} -j RETURN`));
+      for (const p of this.bridges.patterns)
+        rules.push({ spec: `-o ${p} -j DROP`, origins: [DEFAULTS_INGRESS] });
     }
+    if (rules.length === 0) return [];
+    // A port published on loopback is the host's alone; a neighbour that sends to 127.0.0.1
+    // (possible where Docker turned route_localnet on) is never let through.
+    return [structural(`-m conntrack --ctorigdst ${LOOPBACK[b.family]} -j DROP`), ...rules];
   }
 
-  private destinationMatches(to: EgressDestination, family: Family): string[] {
-    switch (to.kind) {
-      case 'any':
-        return [''];
-      case 'cidr':
-        return to.block.family === family ? [`-d ${to.block.cidr}`] : [];
-      case 'ipset': {
-        const set = this.ipset(to.set);
-        return set.family === family ? [`-m set --match-set ${set.name} dst`] : [];
-      }
-      case 'container':
-        return addressesOf(this.members(to.group), family).map((a) => `-d ${a}`);
-    }
+  /**
+   * The direct path: MOAT-DIRECT lets traffic from inside Docker's networks go (a container
+   * talking to a neighbour is not ingress; Docker isolates networks from each other), then
+   * MOAT-DIRECT-PORTS holds what comes from outside. Matching on input interfaces, not on
+   * `physdev`, keeps moat from loading br_netfilter on a host that has not.
+   */
+  private directChains(b: FamilyBuilder): { dispatch: Spec[]; ports: Spec[] } {
+    const rules: Spec[] = this.ingress.directEntries(b.family).map((e) => {
+      const address =
+        e.address === undefined ? '' : ` -d ${e.address}/${b.family === 'ipv4' ? 32 : 128}`;
+      const match = `-o ${e.bridge}${address} -p ${e.protocol} -m ${e.protocol} --dport ${e.containerPort}`;
+      return { spec: `${match} ${b.verdictFor(e.sources, e.origins)}`, origins: e.origins };
+    });
+    if (this.defaultHost) rules.push({ spec: '-j DROP', origins: [DEFAULTS_INGRESS] });
+    if (rules.length === 0) return { dispatch: [], ports: [] };
+    const { exempt, patterns } = this.bridges;
+    const toPorts = `-g ${DIRECT_PORTS_CHAIN}`;
+    return {
+      dispatch: [
+        ...exempt.map((i) => structural(`-o ${i} -j RETURN`)),
+        ...exempt.map((i) => structural(`-i ${i} ${toPorts}`)),
+        ...patterns.map((p) => structural(`-i ${p} -j RETURN`)),
+        structural(toPorts),
+      ],
+      ports: [structural(`-p ${ICMP[b.family]} -j RETURN`), ...rules],
+    };
   }
 
-  private egressRules(rules: readonly EgressRule[], family: Family, verdict: string): string[] {
-    const specs: string[] = [];
-    for (const rule of rules) {
-      const ports = rule.ports ?? [undefined];
-      for (const to of rule.to) {
-        for (const dest of this.destinationMatches(to, family)) {
-          for (const port of ports) {
-            const portPart =
-              port === undefined
-                ? ''
-                : `-p ${port.protocol} -m ${port.protocol} --dport ${portMatch(port)}`;
-            specs.push([dest, portPart, `-j ${verdict}`].filter((s) => s !== '').join(' '));
-          }
-        }
-      }
-    }
-    return specs;
-  }
-
-  /** Ports named by a rule, the sources allowed, and what the plan says of them. */
-  private ingressEntries(): IngressEntry[] {
-    const entries: IngressEntry[] = [];
-    const named: PortRange[] = [];
-    for (const group of this.policy.containers) {
-      for (const rule of group.ingress) {
-        const ports =
-          rule.ports === 'all' ? publishedPorts(this.members(group.name)) : [...rule.ports];
-        named.push(...ports);
-        entries.push({ group: group.name, ports, sources: rule.from });
-        if (rule.ports !== 'all') this.warnUnpublished(group.name, ports);
-      }
-    }
-    const running = this.inventory.containers.filter((c) => c.state === 'running');
-    // A port published only on loopback is already unreachable from outside.
-    const exposed = running.map((c) => ({
-      ...c,
-      ports: c.ports.filter((p) => !isLoopback(p.hostIp)),
-    }));
-    const uncovered = publishedPorts(exposed).filter(
-      (p) => !named.some((r) => covers(r, p.protocol, p.first)),
-    );
-    if (this.policy.defaults.ingress === 'host') {
-      if (uncovered.length > 0) entries.push({ ports: uncovered, sources: [{ kind: 'host' }] });
-    } else {
-      for (const p of uncovered) {
-        const owners = running
-          .filter((c) => c.ports.some((q) => q.hostPort === p.first && q.protocol === p.protocol))
-          .map((c) => c.name);
-        this.warnings.push({
-          code: 'uncovered-port',
-          message: `${owners.join(', ')} publishes ${portLabel(p)}, which no rule names: reachable from anyone (defaults.ingress: allow)`,
-        });
-      }
-    }
-    return entries;
-  }
-
-  private warnUnpublished(group: string, ports: readonly PortRange[]): void {
-    const members = this.members(group);
-    if (members.length === 0) return;
-    const published = members.flatMap((c) => c.ports);
-    for (const range of ports) {
-      if (!published.some((p) => covers(range, p.protocol, p.hostPort))) {
-        this.warnings.push({
-          code: 'port-not-published',
-          message: `group "${group}" names ${portLabel(range)}, which none of its containers publishes; the rule protects the port anyway`,
-        });
-      }
-    }
-  }
-
-  private effectiveEgress(egress: EgressPolicy | undefined): EgressPolicy | undefined {
-    if (egress !== undefined) return egress;
-    return this.policy.defaults.egress === 'deny'
-      ? { default: 'deny', allow: [], deny: [] }
-      : undefined;
-  }
-
-  compileFamily(
-    family: Family,
-    entries: IngressEntry[],
-    ipsets: readonly DesiredIpset[],
-  ): DesiredFamily {
-    const chains = new Map<string, string[]>();
-    const forward: string[] = [];
-    const input: string[] = [];
-
-    for (const entry of entries) {
-      const matches: string[] = [];
-      let anyone = false;
-      for (const source of entry.sources) {
-        const m = this.sourceMatches(source, family);
-        if (m === null) anyone = true;
-        else matches.push(...m);
-      }
-      if (anyone) continue;
-      const body = [...new Set(matches)].map((m) => `${m} -j RETURN`);
-      body.push('-j DROP');
-      const chain = sourcesChainName(family, body.join('\n'));
-      chains.set(chain, body);
-      for (const port of entry.ports) {
-        const p = `-p ${port.protocol}`;
-        forward.push(
-          `${p} -m conntrack --ctstate DNAT --ctdir ORIGINAL --ctorigdstport ${portMatch(port)} -j ${chain}`,
+  private egressChain(b: FamilyBuilder): Spec[] {
+    const rules: Spec[] = [];
+    for (const group of this.egress.groups) {
+      const body = this.egress.chainBody(group, b.family);
+      const addresses = this.egress.addresses(group, b.family);
+      if (addresses.length === 0) continue;
+      const origins = [{ path: ['containers', group.name, 'egress'] }];
+      if (body.length > 0) {
+        b.derived.set(
+          group.chain,
+          body.map((s) => ({ spec: s.spec, origins: [s.origin] })),
         );
-        input.push(`! -i lo ${p} -m ${port.protocol} --dport ${portMatch(port)} -j ${chain}`);
+        for (const a of addresses) rules.push({ spec: `-s ${a} -g ${group.chain}`, origins });
+      } else if (this.egress.defaultDeny) {
+        for (const a of addresses) rules.push({ spec: `-s ${a} -j RETURN`, origins });
       }
     }
+    if (this.egress.defaultDeny) rules.push({ spec: '-j DROP', origins: [DEFAULTS_EGRESS] });
+    if (rules.length === 0) return [];
+    const discovery =
+      b.family === 'ipv6'
+        ? NEIGHBOUR_DISCOVERY.map((t) =>
+            structural(`-p ipv6-icmp -m icmp6 --icmpv6-type ${t} -j RETURN`),
+          )
+        : [];
+    return [
+      ...discovery,
+      ...this.bridges.exempt.map((i) => structural(`-i ${i} -j RETURN`)),
+      ...rules,
+    ];
+  }
 
-    for (const group of this.egressGroups()) {
-      const body = [
-        ...this.egressRules(group.egress.deny, family, 'DROP'),
-        ...(group.egress.default === 'deny'
-          ? this.egressRules(group.egress.allow, family, 'RETURN')
-          : []),
-      ];
-      if (group.egress.default === 'deny') body.push('-j DROP');
-      const addresses = addressesOf(group.containers, family);
-      if (body.length === 0 || addresses.length === 0) continue;
-      chains.set(group.chain, [...new Set(body)]);
-      for (const address of addresses) {
-        forward.push(`-s ${address} -j ${group.chain}`);
-        input.push(`-s ${address} -j ${group.chain}`);
+  /** The docker-proxy path: the same port segments, keyed on the port in INPUT. */
+  private inputIngress(b: FamilyBuilder): Spec[] {
+    const rules: Spec[] = [];
+    for (const segment of this.ingress.segments) {
+      if (segment.sources.anyone) continue;
+      const match = `! -i lo -p ${segment.protocol} -m ${segment.protocol} --dport ${portMatch(segment)}`;
+      rules.push({
+        spec: `${match} ${b.verdictFor(segment.sources, segment.origins)}`,
+        origins: segment.origins,
+      });
+    }
+    if (this.defaultHost) {
+      for (const port of this.ingress.unnamedPublishedPorts()) {
+        if (this.ingress.foreignListeners(port).length > 0) continue;
+        rules.push({
+          spec: `! -i lo -p ${port.protocol} -m ${port.protocol} --dport ${port.first} -j DROP`,
+          origins: [DEFAULTS_INGRESS],
+        });
       }
     }
+    return rules;
+  }
 
-    if (forward.length === 0 && input.length === 0) {
+  private family(family: Family, ipsets: readonly DesiredIpset[]): DesiredFamily {
+    const b = new FamilyBuilder(family, this.context);
+    const ingress = this.ingressChain(b);
+    const { dispatch: direct, ports: directPorts } = this.directChains(b);
+    const egress = this.egressChain(b);
+    const inputIngress = this.inputIngress(b);
+    if (
+      ingress.length + direct.length + egress.length + inputIngress.length === 0 &&
+      b.derived.size === 0
+    ) {
       return { family, chains: [], jumps: [], digest: shortHash('') };
     }
-    const owned = (name: string, specs: readonly string[]): OwnedChain => ({
-      name,
-      rules: [...new Set(specs)].map((s) => ownedRule(name, s)),
-    });
-    const body: OwnedChain[] = [
-      owned(INPUT_CHAIN, [...REPLIES_FLOW, ...input]),
-      ...[...chains.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([n, s]) => owned(n, s)),
+    const patterns = this.bridges.patterns;
+    const toEgress =
+      egress.length === 0 ? [] : patterns.map((p) => structural(`-i ${p} -j ${EGRESS_CHAIN}`));
+    const forward: Spec[] = [
+      ...REPLIES_FLOW.map(structural),
+      ...(ingress.length === 0
+        ? []
+        : [structural(`-m conntrack --ctstate DNAT -j ${INGRESS_CHAIN}`)]),
+      ...toEgress,
+      ...(direct.length === 0
+        ? []
+        : patterns.map((p) =>
+            structural(`-o ${p} -m conntrack ! --ctstate DNAT -j ${DIRECT_CHAIN}`),
+          )),
     ];
+    const input: Spec[] = [...REPLIES_FLOW.map(structural), ...toEgress, ...inputIngress];
+    const owned = (name: string, specs: readonly Spec[]): OwnedChain => {
+      const seen = new Set<string>();
+      return {
+        name,
+        rules: specs
+          .filter((s) => !seen.has(s.spec) && (seen.add(s.spec), true))
+          .map((s) => ownedRule(name, s.spec, s.origins)),
+      };
+    };
+    const body: OwnedChain[] = [
+      owned(INPUT_CHAIN, input),
+      ...(ingress.length === 0 ? [] : [owned(INGRESS_CHAIN, ingress)]),
+      ...(egress.length === 0 ? [] : [owned(EGRESS_CHAIN, egress)]),
+      ...(direct.length === 0
+        ? []
+        : [owned(DIRECT_CHAIN, direct), owned(DIRECT_PORTS_CHAIN, directPorts)]),
+      ...[...b.derived.entries()]
+        .sort(([x], [y]) => x.localeCompare(y))
+        .map(([n, s]) => owned(n, s)),
+    ];
+    const hook = this.context.facts.forwardHook[family];
     const jumps: OwnedJump[] = [
-      {
-        hook: this.facts.forwardHook[family],
-        rule: ownedRule(this.facts.forwardHook[family], `-j ${FORWARD_CHAIN}`),
-      },
+      { hook, rule: ownedRule(hook, `-j ${FORWARD_CHAIN}`) },
       { hook: 'INPUT', rule: ownedRule('INPUT', `-j ${INPUT_CHAIN}`) },
     ];
-    const forwardSpecs = [...REPLIES_FLOW, ...forward];
     const digest = shortHash(
       JSON.stringify([
         ipsets,
-        forwardSpecs,
+        forward.map((s) => s.spec),
         body.map((c) => [c.name, c.rules.map((r) => r.spec)]),
         jumps.map((j) => [j.hook, j.rule.spec]),
       ]),
     );
-    const marker = `-m comment --comment "${DIGEST_PREFIX}${digest}"`;
+    const marker = structural(`-m comment --comment "${DIGEST_PREFIX}${digest}"`);
     return {
       family,
-      chains: [owned(FORWARD_CHAIN, [marker, ...forwardSpecs]), ...body],
+      chains: [owned(FORWARD_CHAIN, [marker, ...forward]), ...body],
       jumps,
       digest,
     };
   }
 
-  /** Groups with egress rules (or under `defaults.egress: deny`), each with its containers. */
-  private egressGroups(): EgressGroup[] {
-    const governed = new Map<string, DockerContainer[]>();
-    for (const c of this.inventory.containers) {
-      if (c.state !== 'running') continue;
-      const owner = this.selection.egressOwner.get(c.name) ?? '';
-      governed.set(owner, [...(governed.get(owner) ?? []), c]);
-    }
-    const groups = [
-      ...this.policy.containers.map((g) => ({ key: g.name, egress: g.egress })),
-      { key: '', egress: undefined }, // containers no group selects
-    ];
-    return groups.flatMap(({ key, egress }) => {
-      const effective = this.effectiveEgress(egress);
-      if (effective === undefined) return [];
-      const name = key === '' ? '(ungrouped)' : key;
-      const containers = governed.get(key) ?? [];
-      return [{ name, egress: effective, containers, chain: egressChainName(name) }];
-    });
-  }
-
-  egressExposures(): EgressExposure[] {
-    return this.egressGroups().map((g) => ({
-      group: g.name,
-      containers: g.containers.map((c) => c.name),
-      chain: g.chain,
-      reach: describeEgress(g.egress),
-    }));
-  }
-
-  exposures(entries: IngressEntry[]): PortExposure[] {
-    const out: PortExposure[] = [];
-    for (const entry of entries) {
-      const reach = describeSources(entry.sources);
-      for (const port of entry.ports) {
-        out.push({
-          ...(entry.group === undefined ? {} : { group: entry.group }),
-          port: portLabel(port),
-          reach,
-        });
-      }
-    }
-    return out;
-  }
-
-  ipsets(): DesiredIpset[] {
+  private ipsets(): DesiredIpset[] {
     const out: DesiredIpset[] = [];
-    for (const set of this.policy.ipsets.values()) {
+    for (const set of this.context.policy.ipsets.values()) {
       if (set.kind !== 'managed') continue;
       out.push({
         name: set.kernelName,
@@ -411,67 +307,33 @@ class Compiler {
     return out.sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  private glossary(): Glossary {
+    const ipsets: Record<string, string> = {};
+    for (const [key, set] of this.context.policy.ipsets) ipsets[set.kernelName] = `ipset:${key}`;
+    const addresses: Record<string, string> = {};
+    for (const group of this.context.policy.containers) {
+      for (const family of FAMILIES)
+        for (const a of this.context.groupAddresses(group.name, family))
+          addresses[a] ??= `container:${group.name}`;
+    }
+    return { ipsets, addresses };
+  }
+
   run(): DesiredState {
-    const entries = this.ingressEntries();
+    this.ingress.checkHostServices();
     const ipsets = this.ipsets();
     const families = {} as Record<Family, DesiredFamily>;
-    for (const family of FAMILIES) families[family] = this.compileFamily(family, entries, ipsets);
+    for (const family of FAMILIES) families[family] = this.family(family, ipsets);
+    compileWarnings(this.context, this.ingress);
     return {
       families,
       ipsets,
-      exposures: this.exposures(entries),
-      egress: this.egressExposures(),
-      warnings: this.warnings,
+      publications: this.ingress.publications(),
+      egress: this.egress.exposures(),
+      glossary: this.glossary(),
+      warnings: this.context.warnings,
     };
   }
-}
-
-function describeDestinations(rules: readonly EgressRule[]): string {
-  return rules
-    .map((rule) => {
-      const to = rule.to
-        .map((d) =>
-          d.kind === 'any'
-            ? 'anywhere'
-            : d.kind === 'cidr'
-              ? d.block.cidr
-              : `${d.kind}:${d.kind === 'ipset' ? d.set : d.group}`,
-        )
-        .join(', ');
-      return rule.ports === undefined ? to : `${to} (${rule.ports.map(portLabel).join(', ')})`;
-    })
-    .join(', ');
-}
-
-/** `may not reach 10.0.0.0/8`, `may reach only ipset:allowed (443/tcp); never 10.0.0.0/8`. */
-export function describeEgress(egress: EgressPolicy): string {
-  const never = describeDestinations(egress.deny);
-  if (egress.default === 'allow')
-    return never === '' ? 'may reach anything' : `may not reach ${never}`;
-  const only = describeDestinations(egress.allow);
-  const allowed =
-    only === '' ? 'may reach nothing (routed or to the host)' : `may reach only ${only}`;
-  return never === '' ? allowed : `${allowed}; never ${never}`;
-}
-
-/** `host only`, `anyone`, or `host, 198.51.100.0/24, ipset:office, container:web`. */
-export function describeSources(sources: readonly IngressSource[]): string {
-  if (sources.some((s) => s.kind === 'any')) return 'anyone';
-  const others = sources
-    .filter((s) => s.kind !== 'host')
-    .map((s) => {
-      switch (s.kind) {
-        case 'cidr':
-          return s.block.cidr;
-        case 'ipset':
-          return `ipset:${s.set}`;
-        case 'container':
-          return `container:${s.group}`;
-        default:
-          return '';
-      }
-    });
-  return others.length === 0 ? 'host only' : ['host', ...others].join(', ');
 }
 
 export function compile(

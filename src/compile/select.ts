@@ -2,6 +2,7 @@
 import type { DockerContainer, Inventory } from '../docker/model.js';
 import type { ContainerGroup, ContainerSelector } from '../policy/model.js';
 import type { PlanWarning } from './model.js';
+import { didYouMean } from '../core/suggest.js';
 
 const COMPOSE_PROJECT = 'com.docker.compose.project';
 const COMPOSE_SERVICE = 'com.docker.compose.service';
@@ -19,6 +20,33 @@ export function selects(selector: ContainerSelector, container: DockerContainer)
         container.labels[COMPOSE_PROJECT] === selector.project &&
         (selector.service === undefined || container.labels[COMPOSE_SERVICE] === selector.service)
       );
+  }
+}
+
+/** A running container (or compose project) whose name is close to what the selector names. */
+function hint(selector: ContainerSelector, running: readonly DockerContainer[]): string {
+  switch (selector.kind) {
+    case 'name':
+      return (
+        selector.names
+          .map((n) =>
+            didYouMean(
+              n,
+              running.map((c) => c.name),
+            ),
+          )
+          .find((h) => h !== '') ?? ''
+      );
+    case 'compose':
+      return didYouMean(
+        selector.project,
+        running.flatMap((c) => c.labels[COMPOSE_PROJECT] ?? []),
+      ).replace('?', ' (compose project)?');
+    case 'label':
+      return didYouMean(
+        selector.key,
+        running.flatMap((c) => Object.keys(c.labels)),
+      ).replace('?', ' (label)?');
   }
 }
 
@@ -47,7 +75,7 @@ export function selectContainers(
     if (chosen.length === 0) {
       warnings.push({
         code: 'group-selects-nothing',
-        message: `group "${group.name}" selects no running container; its port rules stay in place, its address-based rules wait for a container`,
+        message: `group "${group.name}" selects no running container${hint(group.select, running)}; its port rules stay in place, its address-based rules wait for a container`,
       });
     }
     for (const c of chosen) chosenBy.set(c.name, [...(chosenBy.get(c.name) ?? []), group.name]);

@@ -15,6 +15,11 @@ export interface RunOptions {
    * that got no chunk reads the result.
    */
   readonly onStdout?: (chunk: string) => void;
+  /**
+   * The program changes the firewall: it holds the apply lock this process holds (if any)
+   * until it ends, even if moat is killed first, so no other run reads or writes meanwhile.
+   */
+  readonly holdsLock?: boolean;
 }
 
 export type CommandRunner = (
@@ -30,8 +35,9 @@ export async function runChecked(
   command: string,
   args: readonly string[],
   input?: string,
+  options?: RunOptions,
 ): Promise<CommandResult> {
-  const result = await runner(command, args, input);
+  const result = await runner(command, args, input, options);
   if (result.exitCode !== 0) {
     throw new SubprocessError([command, ...args].join(' '), result.exitCode, result.stderr);
   }

@@ -217,3 +217,23 @@ export async function readInventory(
   const answers = await readDockerAnswers(endpoint, options);
   return inventoryFromApi(answers.containers, answers.networks);
 }
+
+/**
+ * The daemon's version and firewall backend from `GET /info` (unversioned: the field exists
+ * from API 1.48), kept to those two fields.
+ */
+export async function readDockerFirewall(
+  endpoint: DockerEndpoint,
+  options?: { timeoutMs?: number },
+): Promise<{ ServerVersion?: unknown; FirewallBackend?: unknown }> {
+  const info = await getJson(
+    endpoint.socketPath,
+    '/info',
+    options?.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+  );
+  if (typeof info !== 'object' || info === null) return {};
+  const out: { ServerVersion?: unknown; FirewallBackend?: unknown } = {};
+  if ('ServerVersion' in info) out.ServerVersion = info.ServerVersion;
+  if ('FirewallBackend' in info) out.FirewallBackend = info.FirewallBackend;
+  return out;
+}

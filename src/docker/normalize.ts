@@ -8,6 +8,7 @@ import type {
   ContainerAttachment,
   DockerContainer,
   DockerNetwork,
+  GatewayMode,
   Inventory,
   PortProtocol,
   PublishedPort,
@@ -106,11 +107,14 @@ function publishedPorts(value: unknown, where: string): PublishedPort[] {
   optionalList(value, where).forEach((entry, i) => {
     const at = `${where}[${i}]`;
     const raw = object(entry, at);
-    // An exposed but unpublished port has no PublicPort: nothing reaches it from outside.
-    if (raw.PublicPort === undefined || raw.PublicPort === null) return;
+    const hostIp = optionalAddress(raw.IP, `${at}.IP`);
+    const mapped = raw.PublicPort !== undefined && raw.PublicPort !== null;
+    // An exposed but unpublished port has neither a host address nor a host port: nothing
+    // reaches it from outside. A binding with an address and no host port is routed.
+    if (!mapped && hostIp === undefined) return;
     const published: PublishedPort = {
-      hostIp: optionalAddress(raw.IP, `${at}.IP`) ?? '0.0.0.0',
-      hostPort: port(raw.PublicPort, `${at}.PublicPort`),
+      hostIp: hostIp ?? '0.0.0.0',
+      ...(mapped ? { hostPort: port(raw.PublicPort, `${at}.PublicPort`) } : {}),
       containerPort: port(raw.PrivatePort, `${at}.PrivatePort`),
       protocol: protocol(raw.Type, `${at}.Type`),
     };
@@ -121,7 +125,7 @@ function publishedPorts(value: unknown, where: string): PublishedPort[] {
   });
   return ports.sort(
     (a, b) =>
-      a.hostPort - b.hostPort ||
+      (a.hostPort ?? 0) - (b.hostPort ?? 0) ||
       compareText(a.protocol, b.protocol) ||
       compareText(a.hostIp, b.hostIp) ||
       a.containerPort - b.containerPort,
@@ -169,6 +173,22 @@ function container(value: unknown, where: string): DockerContainer {
 }
 
 const BRIDGE_NAME_OPTION = 'com.docker.network.bridge.name';
+const GATEWAY_MODE_OPTION = 'com.docker.network.bridge.gateway_mode_';
+const GATEWAY_MODES: readonly GatewayMode[] = ['nat', 'nat-unprotected', 'routed', 'isolated'];
+
+/** The gateway mode of one family; absent or empty is Docker's default, `nat`. */
+function gatewayMode(options: Json, family: 'ipv4' | 'ipv6', where: string): GatewayMode {
+  const raw = options[`${GATEWAY_MODE_OPTION}${family}`];
+  if (raw === undefined || raw === null || raw === '') return 'nat';
+  const mode = GATEWAY_MODES.find((m) => m === raw);
+  if (mode === undefined)
+    throw malformed(
+      `${where}.Options["${GATEWAY_MODE_OPTION}${family}"]`,
+      'is not a gateway mode moat knows',
+      raw,
+    );
+  return mode;
+}
 
 /** The Linux interface of a bridge network, as the daemon names it when no option says. */
 function bridgeInterface(name: string, id: string, options: Json, where: string): string {
@@ -201,6 +221,8 @@ function network(value: unknown, where: string): DockerNetwork {
   const internal = raw.Internal ?? false;
   if (typeof internal !== 'boolean')
     throw malformed(`${where}.Internal`, 'is not a boolean', internal);
+  const ipv6 = raw.EnableIPv6 ?? false;
+  if (typeof ipv6 !== 'boolean') throw malformed(`${where}.EnableIPv6`, 'is not a boolean', ipv6);
   return {
     id,
     name,
@@ -208,6 +230,11 @@ function network(value: unknown, where: string): DockerNetwork {
     ...(driver === 'bridge' ? { bridge: bridgeInterface(name, id, options, where) } : {}),
     internal,
     subnets: subnets(raw.IPAM, `${where}.IPAM`),
+    ipv6,
+    gatewayMode: {
+      ipv4: gatewayMode(options, 'ipv4', where),
+      ipv6: gatewayMode(options, 'ipv6', where),
+    },
   };
 }
 

@@ -3,9 +3,10 @@
  * programs with an optional stdin and needs their exit code and output, nothing more, and
  * loading execa cost ~30 ms of every run (docs/performance.md).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import type { CommandResult, CommandRunner } from '../core/runner.js';
 import { SubprocessError } from '../core/errors.js';
+import { heldLockFds } from './lock.js';
 
 function startFailure(command: string, error: NodeJS.ErrnoException): SubprocessError {
   const why =
@@ -24,8 +25,10 @@ export const execRunner: CommandRunner = (command, args, input, options) =>
   new Promise<CommandResult>((resolve, reject) => {
     const child = spawn(command, [...args], {
       env: { ...process.env, LC_ALL: 'C' },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+      // A program that writes the firewall holds the apply lock too (as fd 3), until it ends:
+      // a run killed while its iptables-restore still writes keeps the next one out till then.
+      stdio: ['pipe', 'pipe', 'pipe', ...(options?.holdsLock === true ? heldLockFds() : [])],
+    }) as ChildProcessWithoutNullStreams; // stdin, stdout and stderr are pipes
     const stdout: string[] = [];
     const stderr: Buffer[] = [];
     // Decoded as it arrives: a character split between two reads is never cut in half.

@@ -9,14 +9,19 @@ import { resolveDockerEndpoint, type DockerEndpoint } from '../docker/endpoint.j
 import { detectBackend, type BackendChoice } from '../netfilter/backend.js';
 import type { IptablesBackend, LiveNetfilter } from '../netfilter/model.js';
 import { readLiveNetfilter } from '../netfilter/read.js';
+import { readHostSystem, type HostSystem } from './system.js';
 
 export interface HostState {
   readonly live: LiveNetfilter;
   readonly inventory: Inventory;
+  /** Interfaces and listening sockets; absent from snapshots that did not record them. */
+  readonly system?: HostSystem;
 }
 
 export interface LiveHostOptions {
   readonly runner: CommandRunner;
+  /** How interfaces and sockets are read; /proc unless a test says otherwise. */
+  readonly readSystem?: () => Promise<HostSystem>;
   readonly backend: BackendChoice;
   readonly env: Readonly<Record<string, string | undefined>>;
 }
@@ -27,6 +32,7 @@ export interface LiveHost {
   readonly endpoint: DockerEndpoint;
   readLive(): Promise<LiveNetfilter>;
   readInventory(): Promise<Inventory>;
+  readSystem(): Promise<HostSystem>;
 }
 
 export async function openLiveHost(options: LiveHostOptions): Promise<LiveHost> {
@@ -38,5 +44,6 @@ export async function openLiveHost(options: LiveHostOptions): Promise<LiveHost> 
     endpoint,
     readLive: () => readLiveNetfilter(options.runner, backend),
     readInventory: () => readInventory(endpoint),
+    readSystem: options.readSystem ?? readHostSystem,
   };
 }

@@ -1,6 +1,6 @@
 /**
  * Snapshots: everything plan needs from a host, as the plain files its tools printed, so a
- * pull-request pipeline can plan for a host it cannot touch (`moat plan --state DIR`).
+ * pull-request pipeline can plan for a host it cannot touch (`moat plan --snapshot DIR`).
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,7 +12,10 @@ import { toolFor } from '../netfilter/backend.js';
 import type { IptablesBackend, LiveNetfilter } from '../netfilter/model.js';
 import { parseIpsetSave } from '../netfilter/parse-ipset.js';
 import { parseSave } from '../netfilter/parse-save.js';
+import type { Listener } from '../compile/host-facts.js';
+import { captureNetwork, writeCapture } from './capture.js';
 import type { HostState, LiveHost } from './read-host.js';
+import { nameListeners, readListeners, type HostSystem } from './system.js';
 
 const FILES = {
   ipv4: 'iptables-save.txt',
@@ -21,6 +24,7 @@ const FILES = {
   containers: 'docker-containers.json',
   networks: 'docker-networks.json',
   addresses: 'ip-addr.json',
+  listeners: 'listeners.json',
   meta: 'meta.json',
 } as const;
 
@@ -97,7 +101,52 @@ export async function readSnapshot(dir: string): Promise<HostState> {
   } catch (error) {
     return snapshotError(dir, `${FILES.containers}/${FILES.networks}`, error);
   }
-  return { live, inventory };
+  return { live, inventory, system: await readSystemFacts(dir) };
+}
+
+/** Interfaces from `ip -j addr`; listening sockets if the snapshot recorded them. */
+async function readSystemFacts(dir: string): Promise<HostSystem> {
+  const addresses = await readJson(dir, FILES.addresses);
+  const interfaces = Array.isArray(addresses)
+    ? addresses
+        .map((a) => (a as { ifname?: unknown }).ifname)
+        .filter((n): n is string => typeof n === 'string')
+        .sort()
+    : undefined;
+  let listeners: Listener[] | undefined;
+  try {
+    listeners = JSON.parse(await readFile(join(dir, FILES.listeners), 'utf8')) as Listener[];
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'ENOENT')
+      throw new UserError(`snapshot ${dir}: ${FILES.listeners} is not valid JSON`, 'bad-snapshot');
+  }
+  if (listeners !== undefined && !validListeners(listeners))
+    throw new UserError(
+      `snapshot ${dir}: ${FILES.listeners} is not a list of sockets`,
+      'bad-snapshot',
+    );
+  return {
+    ...(interfaces === undefined ? {} : { interfaces }),
+    ...(listeners === undefined ? {} : { listeners }),
+  };
+}
+
+function validListeners(value: unknown): value is Listener[] {
+  return (
+    Array.isArray(value) &&
+    value.every((l: Partial<Listener>) => {
+      const owners: unknown = l.owners;
+      return (
+        (l.protocol === 'tcp' || l.protocol === 'udp') &&
+        typeof l.port === 'number' &&
+        typeof l.address === 'string' &&
+        Array.isArray(owners) &&
+        owners.every((o: Partial<Listener['owners'][number]>) => {
+          return typeof o.pid === 'number' && typeof o.command === 'string';
+        })
+      );
+    })
+  );
 }
 
 /** Captures the host's state into `dir`: what each tool printed, verbatim. */
@@ -112,10 +161,22 @@ export async function writeSnapshot(
   const ipv6 = await run(toolFor(host.backend, 'ipv6', 'save'), []);
   const ipsets = await host.runner('ipset', ['save']);
   const addresses = await host.runner('ip', ['-j', 'addr', 'show']);
+  const sockets = await readListeners();
+  const listeners =
+    sockets === undefined
+      ? undefined
+      : (await nameListeners(sockets)).map((l) => ({
+          protocol: l.protocol,
+          address: l.address,
+          port: l.port,
+          owners: l.owners,
+        }));
   const version = await run(toolFor(host.backend, 'ipv4', 'save').replace('-save', ''), [
     '--version',
   ]);
   const docker = await readDockerAnswers(host.endpoint);
+  // Routes, sockets, sysctls…: what `moat explain --state` and `moat test` read.
+  const network = await captureNetwork(host.runner, host.endpoint);
   // Fail before writing anything if the capture would not load again.
   parseSave(ipv4, 'ipv4');
   parseSave(ipv6, 'ipv6');
@@ -136,5 +197,8 @@ export async function writeSnapshot(
   await writeFile(join(dir, FILES.addresses), addresses.exitCode === 0 ? addresses.stdout : '[]\n');
   await writeFile(join(dir, FILES.containers), JSON.stringify(docker.containers, null, 2) + '\n');
   await writeFile(join(dir, FILES.networks), JSON.stringify(docker.networks, null, 2) + '\n');
+  if (listeners !== undefined)
+    await writeFile(join(dir, FILES.listeners), JSON.stringify(listeners, null, 2) + '\n');
+  await writeCapture(dir, network);
   await writeFile(join(dir, FILES.meta), JSON.stringify(meta, null, 2) + '\n');
 }

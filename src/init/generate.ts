@@ -68,7 +68,8 @@ function exposedPorts(container: DockerContainer): PortEntry[] {
   const byPort = new Map<string, { containerPorts: Set<number>; hostIps: Set<string> }>();
   for (const p of container.ports) {
     if (isLoopback(p.hostIp) || !isPolicyProtocol(p.protocol)) continue;
-    const key = `${p.protocol}/${p.hostPort}`;
+    // A routed port (no host port) is reached at the container port: that is what rules name.
+    const key = `${p.protocol}/${p.hostPort ?? p.containerPort}`;
     const entry = byPort.get(key) ?? { containerPorts: new Set(), hostIps: new Set() };
     entry.containerPorts.add(p.containerPort);
     entry.hostIps.add(p.hostIp);
@@ -119,10 +120,11 @@ function exposureOf(container: DockerContainer): ContainerExposure {
   const loopbackOnly = new Set<string>();
   const unsupported = new Set<string>();
   for (const p of container.ports) {
+    const port = p.hostPort ?? p.containerPort;
     if (!isPolicyProtocol(p.protocol)) {
-      if (!isLoopback(p.hostIp)) unsupported.add(`${p.hostPort}/${p.protocol}`);
-    } else if (isLoopback(p.hostIp) && !isExposed(p.protocol, p.hostPort)) {
-      loopbackOnly.add(`${hostAddress(p.hostIp, p.hostPort)} → ${p.containerPort}/${p.protocol}`);
+      if (!isLoopback(p.hostIp)) unsupported.add(`${port}/${p.protocol}`);
+    } else if (isLoopback(p.hostIp) && !isExposed(p.protocol, port)) {
+      loopbackOnly.add(`${hostAddress(p.hostIp, port)} → ${p.containerPort}/${p.protocol}`);
     }
   }
   return {
@@ -254,12 +256,17 @@ const HEADER = [
   '#   from: [host, ipset:office]    an address set, see `ipsets` in docs/policy.md',
   '#   defaults.ingress: host        ports no rule names, including those of containers',
   '#                                 started later, become reachable from the host only',
-  '# Egress is not restricted yet: add an `egress:` section to a group to limit it.',
+  '# Egress is not restricted yet. The way that holds without moat running is a default of',
+  "# deny (`defaults.egress: deny`), keyed on Docker's bridges, then allow rules per group:",
+  '# a container started or recreated later is held by it from its first packet. (Write an',
+  '# allow rule for your DNS resolver: egress rules cover name lookups too.) Egress limits',
+  '# under `defaults.egress: allow` are keyed on container addresses and lapse for a recreated',
+  '# container until moat applies again.',
   '# `moat validate` checks this file; docs/policy.md describes every key.',
   'version: 1',
   'defaults:',
   '  ingress: allow # ports no rule names stay reachable by anyone, as Docker publishes them',
-  '  egress: allow # containers may send traffic anywhere',
+  '  egress: allow # containers may send traffic anywhere; deny is the fail-closed choice',
 ];
 
 /** A commented firewall.yaml whose first plan on the host `inventory` was read from is empty. */

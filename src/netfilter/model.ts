@@ -43,6 +43,8 @@ export interface LiveIpset {
   readonly options: string;
   /** Members as ipset save prints them, in its order. */
   readonly members: readonly string[];
+  /** Members added with the `nomatch` option (hash:net exceptions), also in `members`. */
+  readonly nomatch?: readonly string[];
 }
 
 export type IptablesBackend = 'nft' | 'legacy';

@@ -25,6 +25,7 @@ interface SetBuilder {
   readonly family: Family;
   readonly options: string;
   readonly members: string[];
+  nomatch?: string[];
 }
 
 // bitmap:ip and bitmap:ip,mac are IPv4 only, and ipset save prints no family for them.
@@ -59,8 +60,10 @@ export function parseIpsetSaveDetailed(text: string): ParsedIpsetSave {
         throw lineError(lineNo, line, 'expected `add NAME MEMBER [OPTIONS]`');
       }
       const set = sets.get(name);
-      if (set !== undefined) set.members.push(member);
-      else if (!withoutFamily.has(name)) {
+      if (set !== undefined) {
+        set.members.push(member);
+        if (words.includes('nomatch', 3)) (set.nomatch ??= []).push(member);
+      } else if (!withoutFamily.has(name)) {
         throw lineError(lineNo, line, `member added to set ${name} before its create line`);
       }
       continue;

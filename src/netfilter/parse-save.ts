@@ -8,6 +8,7 @@
  */
 import { outputLines } from './lines.js';
 import { MoatError } from '../core/errors.js';
+import { moatIdOf } from '../core/ownership.js';
 import type { Family } from '../policy/model.js';
 import type { LiveChain, LiveRule, LiveRuleset, LiveTable } from './model.js';
 
@@ -41,7 +42,6 @@ const WARNING = /^# (Warning: .*|Table `[^']*' contains incompatible .*)$/;
 const COUNTERS = /^\[\d+:\d+\] /;
 const CHAIN_LINE = /^:(\S+) (\S+)(?: \[\d+:\d+\])?$/;
 const TABLE_NAME = /^[a-z_][a-z0-9_]*$/;
-const MOAT_COMMENT = /--comment (?:"moat:([0-9a-z]+)"|moat:([0-9a-z]+))(?= |$)/;
 
 interface ChainBuilder {
   readonly name: string;
@@ -138,11 +138,7 @@ function addRule(
   }
   const target = findTarget(spec);
   if (target === null) throw lineError(source, lineNo, line, 'unterminated quote');
-  let moatId: string | undefined;
-  if (spec.includes('moat:')) {
-    const m = MOAT_COMMENT.exec(spec);
-    if (m !== null) moatId = m[1] ?? m[2];
-  }
+  const moatId = moatIdOf(spec);
   chain.rules.push(
     moatId === undefined
       ? target === undefined

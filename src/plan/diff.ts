@@ -2,14 +2,14 @@
  * Diff: desired state × live host → ordered plan. Rules are identified by their `moat:<id>`
  * comments, never by re-parsed text, because iptables rewrites rules on the way back.
  */
-import type { DesiredFamily, DesiredState, PortExposure } from '../compile/model.js';
+import type { DesiredFamily, DesiredState } from '../compile/model.js';
 import {
   DIGEST_PREFIX,
   FORWARD_CHAIN,
   isOwnedChain,
   isOwnedIpset,
   shortHash,
-} from '../compile/naming.js';
+} from '../core/ownership.js';
 import { FAMILIES, type Family } from '../policy/model.js';
 import type {
   LiveChain,
@@ -25,8 +25,10 @@ import {
   type ChainEdits,
   type PlanSummary,
   type PlannedRule,
+  type PortReach,
   type StepReason,
 } from './model.js';
+import { desiredView, liveView, reachOn, type PathPacket } from './reach.js';
 
 const DIGEST_PATTERN = new RegExp(`${DIGEST_PREFIX}([0-9a-f]+)`);
 
@@ -265,37 +267,54 @@ function summarise(steps: readonly PlanStep[]): PlanSummary {
   return { add, change, destroy };
 }
 
-/** Ports moat protected on the host before this plan, read back from its own rules. */
-export function liveExposures(live: LiveNetfilter): PortExposure[] {
-  for (const family of FAMILIES) {
-    const chains = filterChains(live.rulesets[family]);
-    const forward = chains.get(FORWARD_CHAIN);
-    if (forward === undefined) continue;
-    const out: PortExposure[] = [];
-    for (const rule of forward.rules) {
-      const m = /-p (\w+) .*--ctorigdstport (\d+)(?::(\d+))? .*-j (MOAT-\S+)/.exec(rule.spec);
-      if (m === null) continue;
-      const [, protocol, first, last, target] = m;
-      const sources = (chains.get(target ?? '')?.rules ?? [])
-        .filter((r) => r.target === 'RETURN')
-        .map(
-          (r) => /--match-set (\S+) src/.exec(r.spec)?.[1] ?? /-s (\S+)/.exec(r.spec)?.[1] ?? '?',
-        );
-      const port = last === undefined ? `${first}/${protocol}` : `${first}-${last}/${protocol}`;
-      out.push({
-        port,
-        reach: sources.length === 0 ? 'host only' : ['host', ...sources].join(', '),
-      });
-    }
-    return out;
-  }
-  return [];
+/**
+ * Who may reach each published port on each path, by moat's rules before and after. A family
+ * the plan leaves as it is holds the same rules before and after: its "was" is its "now".
+ */
+function exposures(
+  desired: DesiredState,
+  live: LiveNetfilter,
+  unchanged: ReadonlySet<Family>,
+): PortReach[] {
+  const now = {
+    ipv4: desiredView(desired.families.ipv4),
+    ipv6: desiredView(desired.families.ipv6),
+  };
+  const was = { ipv4: liveView(live.rulesets.ipv4), ipv6: liveView(live.rulesets.ipv6) };
+  return desired.publications.map((p) => ({
+    container: p.container,
+    groups: p.groups,
+    protocol: p.protocol,
+    via: p.via,
+    port: p.port,
+    containerPort: p.containerPort,
+    ...(p.hostIps === undefined ? {} : { hostIps: p.hostIps }),
+    origins: p.origins,
+    paths: p.paths.map((path) => {
+      const packet: PathPacket = {
+        family: path.family,
+        path: path.path,
+        protocol: p.protocol,
+        port: path.path === 'direct' ? p.containerPort : p.port,
+        containerPort: p.containerPort,
+        ...(path.outInterface === undefined ? {} : { outInterface: path.outInterface }),
+        ...(path.destination === undefined ? {} : { destination: path.destination }),
+      };
+      const after = reachOn(now[path.family], packet);
+      return {
+        ...path,
+        now: after,
+        was: unchanged.has(path.family) ? after : reachOn(was[path.family], packet),
+      };
+    }),
+  }));
 }
 
 export function diff(desired: DesiredState, live: LiveNetfilter): Plan {
   const digests = {} as Record<Family, string>;
   const familySteps: PlanStep[] = [];
   let recordedMatches = 0;
+  let recordedDigests = 0;
   for (const family of FAMILIES) {
     const want = desired.families[family];
     digests[family] = want.digest;
@@ -311,13 +330,15 @@ export function diff(desired: DesiredState, live: LiveNetfilter): Plan {
     const reason: StepReason = matches ? 'drift' : 'policy';
     const steps = diffFamily(want, live.rulesets[family], reason);
     if (matches) recordedMatches += 1;
+    if (recorded !== undefined && recorded === want.digest) recordedDigests += 1;
     familySteps.push(...steps);
   }
-  // The digests cover the ipsets too: if every family's matches, a set that differs drifted.
+  // The digests cover the ipsets too: if every family's matches, and at least one family
+  // records it (moat applied this policy before), a set that differs drifted.
   const sets = diffIpsets(
     desired,
     live.ipsets,
-    recordedMatches === FAMILIES.length ? 'drift' : 'policy',
+    recordedMatches === FAMILIES.length && recordedDigests > 0 ? 'drift' : 'policy',
   );
   const steps = [...sets.before, ...familySteps, ...sets.after];
   return {
@@ -325,9 +346,13 @@ export function diff(desired: DesiredState, live: LiveNetfilter): Plan {
     fingerprint: fingerprint(live),
     steps,
     summary: summarise(steps),
-    exposures: desired.exposures,
+    exposures: exposures(
+      desired,
+      live,
+      new Set(FAMILIES.filter((f) => !steps.some((step) => 'family' in step && step.family === f))),
+    ),
     egress: desired.egress,
-    previousExposures: liveExposures(live),
+    glossary: desired.glossary,
     warnings: desired.warnings,
     digests,
   };

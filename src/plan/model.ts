@@ -3,9 +3,17 @@
  * renderings of this one model; apply executes it.
  */
 import type { Family, IpsetType } from '../policy/model.js';
-import type { EgressExposure, PlanWarning, PortExposure } from '../compile/model.js';
+import type {
+  EgressExposure,
+  Glossary,
+  PlanWarning,
+  Publication,
+  PublicationPath,
+  RuleOrigin,
+} from '../compile/model.js';
+import type { Reach } from './reach.js';
 
-export const PLAN_FORMAT_VERSION = 1;
+export const PLAN_FORMAT_VERSION = 2;
 
 /** Why a step is needed. */
 export type StepReason =
@@ -111,14 +119,34 @@ export interface Plan {
   readonly fingerprint: string;
   readonly steps: readonly PlanStep[];
   readonly summary: PlanSummary;
-  readonly exposures: readonly PortExposure[];
+  /** Who may reach each published port before and after the plan, computed from the rules. */
+  readonly exposures: readonly PortReach[];
   /** What each group with egress rules may reach under the new policy. */
   readonly egress: readonly EgressExposure[];
-  /** What the host said before: port → reach, for the plan's "(was: …)". */
-  readonly previousExposures: readonly PortExposure[];
+  /** Kernel names → the policy's words, for saying sources. */
+  readonly glossary: Glossary;
   readonly warnings: readonly PlanWarning[];
   /** The digests recorded in the host after this plan is applied, per family. */
   readonly digests: Readonly<Record<Family, string>>;
+}
+
+/** One path to a publication, and who passes moat's rules on it before and after the plan. */
+export interface PathReach extends PublicationPath {
+  readonly now: Reach;
+  readonly was: Reach;
+}
+
+/** A published port and who may reach it, before and after the plan. */
+export interface PortReach {
+  readonly container: string;
+  readonly groups: Publication['groups'];
+  readonly protocol: Publication['protocol'];
+  readonly via: Publication['via'];
+  readonly port: number;
+  readonly containerPort: number;
+  readonly hostIps?: readonly string[];
+  readonly paths: readonly PathReach[];
+  readonly origins: readonly RuleOrigin[];
 }
 
 export function isEmptyPlan(plan: Plan): boolean {

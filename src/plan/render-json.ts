@@ -9,18 +9,26 @@ export interface PlanDocument {
   readonly steps: Plan['steps'];
   readonly exposures: Plan['exposures'];
   readonly egress: Plan['egress'];
-  readonly previous_exposures: Plan['previousExposures'];
+  readonly glossary: Plan['glossary'];
   readonly warnings: Plan['warnings'];
   readonly digests: Plan['digests'];
   /** Only in saved plan files: what the plan was computed from. */
+  readonly policy_path?: string;
   readonly policy_sha256?: string;
+  readonly policy_text?: string;
   readonly tool_version?: string;
 }
 
-export function planDocument(
-  plan: Plan,
-  origin?: { policySha256: string; toolVersion: string },
-): PlanDocument {
+/** What a saved plan was made from: the policy (where, its hash, its text) and moat's version. */
+export interface PlanOrigin {
+  /** The absolute path of the policy file, or `-` when it was read from standard input. */
+  readonly policyPath: string;
+  readonly policySha256: string;
+  readonly policyText: string;
+  readonly toolVersion: string;
+}
+
+export function planDocument(plan: Plan, origin?: PlanOrigin): PlanDocument {
   return {
     format_version: plan.formatVersion,
     fingerprint: plan.fingerprint,
@@ -28,12 +36,17 @@ export function planDocument(
     steps: plan.steps,
     exposures: plan.exposures,
     egress: plan.egress,
-    previous_exposures: plan.previousExposures,
+    glossary: plan.glossary,
     warnings: plan.warnings,
     digests: plan.digests,
     ...(origin === undefined
       ? {}
-      : { policy_sha256: origin.policySha256, tool_version: origin.toolVersion }),
+      : {
+          policy_path: origin.policyPath,
+          policy_sha256: origin.policySha256,
+          policy_text: origin.policyText,
+          tool_version: origin.toolVersion,
+        }),
   };
 }
 
@@ -45,7 +58,7 @@ export function renderPlanJson(plan: Plan): string {
 export function planFromDocument(
   text: string,
   file: string,
-): { plan: Plan; policySha256?: string; toolVersion?: string } {
+): { plan: Plan; origin: Partial<PlanOrigin> } {
   let doc: Partial<PlanDocument>;
   try {
     doc = JSON.parse(text) as Partial<PlanDocument>;
@@ -74,11 +87,15 @@ export function planFromDocument(
       summary: doc.summary,
       exposures: doc.exposures ?? [],
       egress: doc.egress ?? [],
-      previousExposures: doc.previous_exposures ?? [],
+      glossary: doc.glossary ?? { ipsets: {}, addresses: {} },
       warnings: doc.warnings ?? [],
       digests: doc.digests,
     },
-    ...(doc.policy_sha256 === undefined ? {} : { policySha256: doc.policy_sha256 }),
-    ...(doc.tool_version === undefined ? {} : { toolVersion: doc.tool_version }),
+    origin: {
+      ...(typeof doc.policy_path === 'string' ? { policyPath: doc.policy_path } : {}),
+      ...(typeof doc.policy_sha256 === 'string' ? { policySha256: doc.policy_sha256 } : {}),
+      ...(typeof doc.policy_text === 'string' ? { policyText: doc.policy_text } : {}),
+      ...(typeof doc.tool_version === 'string' ? { toolVersion: doc.tool_version } : {}),
+    },
   };
 }

@@ -1,6 +1,8 @@
 /** The plan for people, modelled on `terraform plan`: drift first, then exposure, then rules. */
-import type { PortExposure } from '../compile/model.js';
-import { DIGEST_PREFIX } from '../compile/naming.js';
+import { DIGEST_PREFIX, EGRESS_CHAIN, EGRESS_GROUP_CHAIN_PREFIX } from '../core/ownership.js';
+import { sameReach } from './reach.js';
+import { egressWords, portName, portReachWords } from './words.js';
+import { plural } from '../core/words.js';
 import type { Plan, PlanStep } from './model.js';
 
 export interface TextOptions {
@@ -65,7 +67,9 @@ function stepLines(step: PlanStep, paint: ReturnType<typeof painter>): string[] 
       ];
     case 'create-set':
       return [
-        add(`ipset ${step.set} (${step.type}, ${step.family}, ${step.members.length} members)`),
+        add(
+          `ipset ${step.set} (${step.type}, ${step.family}, ${plural(step.members.length, 'member')})`,
+        ),
         ...step.members.map((m) => `    ${add(m)}`),
       ];
     case 'update-set':
@@ -79,54 +83,50 @@ function stepLines(step: PlanStep, paint: ReturnType<typeof painter>): string[] 
   }
 }
 
+/** Published ports whose reachability the plan changes, compared as data. */
 function exposureLines(plan: Plan): string[] {
-  const before = new Map(plan.previousExposures.map((e) => [e.port, e.reach]));
-  const now = new Set(plan.exposures.map((e) => e.port));
   const lines: string[] = [];
-  const name = (e: PortExposure): string =>
-    e.group === undefined ? e.port : `${e.group} ${e.port}`;
-  for (const e of plan.exposures) {
-    const was = before.get(e.port) ?? 'anyone';
-    if (was !== e.reach) lines.push(`  ${name(e)}: reachable from ${e.reach} (was: ${was})`);
-  }
-  for (const e of plan.previousExposures) {
-    if (!now.has(e.port))
-      lines.push(`  ${e.port}: reachable from anyone, as Docker publishes it (was: ${e.reach})`);
+  for (const port of plan.exposures) {
+    if (port.paths.every((p) => sameReach(p.now, p.was))) continue;
+    const now = portReachWords(port, 'now', plan.glossary);
+    const was = portReachWords(port, 'was', plan.glossary);
+    lines.push(`  ${portName(port)}: reachable from ${now} (was: ${was})`);
   }
   return lines;
 }
 
-/** Egress in words, for the groups whose chain or jumps this plan touches. */
+/** Egress in words, for the groups whose chains this plan touches. */
 function egressLines(plan: Plan): string[] {
   const touched = new Set<string>();
   for (const step of plan.steps) {
     if ('chain' in step) touched.add(step.chain);
-    const rules = 'add' in step && step.kind === 'update-chain' ? step.add.map((r) => r.spec) : [];
+    const rules = step.kind === 'update-chain' ? step.add.map((r) => r.spec) : [];
     const specs = [
       ...rules,
       ...(step.kind === 'create-chain' ? step.rules.map((r) => r.spec) : []),
       ...('remove' in step ? step.remove : []),
     ];
     for (const spec of specs) {
-      const target = /-j (MOAT-EGR-\S+)/.exec(spec)?.[1];
+      const target = new RegExp(`-[jg] (${EGRESS_GROUP_CHAIN_PREFIX}\\S+)`).exec(spec)?.[1];
       if (target !== undefined) touched.add(target);
     }
   }
+  const dispatch = touched.has(EGRESS_CHAIN);
   const lines = plan.egress
-    .filter((e) => touched.has(e.chain))
+    .filter((e) => dispatch || (e.chain !== undefined && touched.has(e.chain)))
     .map((e) => {
       const who = e.containers.length === 0 ? 'no running container' : e.containers.join(', ');
-      return `  ${e.group} egress (${who}): ${e.reach}`;
+      return `  ${e.group} egress (${who}): ${egressWords(e)}`;
     });
   const wanted = new Set(plan.egress.map((e) => e.chain));
   for (const step of plan.steps) {
     if (
       step.kind === 'delete-chain' &&
-      step.chain.startsWith('MOAT-EGR-') &&
+      step.chain.startsWith(EGRESS_GROUP_CHAIN_PREFIX) &&
       !wanted.has(step.chain)
     ) {
       lines.push(
-        `  egress limits of ${step.chain} removed: its containers may reach anything again`,
+        `  egress limits of ${step.chain} removed: its containers may reach what defaults.egress allows`,
       );
     }
   }
@@ -156,9 +156,16 @@ export function renderPlanText(plan: Plan, options: TextOptions): string {
     for (const step of change) out.push(...stepLines(step, paint).map((l) => `  ${l}`));
     out.push('');
   }
-  if (plan.warnings.length > 0) {
+  const notes = plan.warnings.filter((w) => w.level === 'note');
+  const warnings = plan.warnings.filter((w) => w.level !== 'note');
+  if (notes.length > 0) {
+    out.push(paint('bold', 'Notes:'));
+    for (const w of notes) out.push(`  ${paint('dim', '·')} ${w.message}`);
+    out.push('');
+  }
+  if (warnings.length > 0) {
     out.push(paint('bold', 'Warnings:'));
-    for (const w of plan.warnings) out.push(`  ${paint('yellow', '!')} ${w.message}`);
+    for (const w of warnings) out.push(`  ${paint('yellow', '!')} ${w.message}`);
     out.push('');
   }
   const { add, change: changed, destroy } = plan.summary;

@@ -2,12 +2,11 @@
  * Addresses and CIDR blocks as the user writes them → the canonical form iptables and ipset
  * print back, so a later diff compares equal strings. Pure.
  */
-import { createRequire } from 'node:module';
+// A static import, so the bundler puts ipaddr.js into dist/bundle: the installed package has no
+// node_modules to load it from at run time. ipaddr.js is CommonJS (`module.exports = ipaddr`);
+// Node.js and esbuild give that object as the default export (allowSyntheticDefaultImports).
+import ipaddr from 'ipaddr.js';
 import type { Cidr, Family } from './model.js';
-
-// ipaddr.js is CommonJS with `export =` typings; without allowSyntheticDefaultImports in
-// tsconfig a default import does not type-check, so load it the CommonJS way.
-const ipaddr = createRequire(import.meta.url)('ipaddr.js') as typeof import('ipaddr.js');
 type IPv4 = ReturnType<typeof ipaddr.IPv4.parse>;
 type IPv6 = ReturnType<typeof ipaddr.IPv6.parse>;
 

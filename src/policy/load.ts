@@ -1,11 +1,9 @@
-/** Read a policy file (the adapter around the pure parser). */
+/** Read a policy file or bytes from standard input (the adapter around the pure parser). */
 import { open } from 'node:fs/promises';
 import { UserError } from '../core/errors.js';
 import { MAX_POLICY_BYTES, parsePolicy, type PolicyParseResult } from './parse.js';
 
-export async function loadPolicyFile(
-  path: string,
-): Promise<PolicyParseResult & { readonly text: string }> {
+export async function loadPolicyFile(path: string): Promise<LoadedPolicyText> {
   let bytes: Buffer;
   try {
     const handle = await open(path, 'r');
@@ -38,12 +36,22 @@ export async function loadPolicyFile(
             : reason;
     throw new UserError(`cannot read policy file ${path}: ${why}`, 'policy-unreadable');
   }
+  return policyFromBytes(bytes, path);
+}
+
+export type LoadedPolicyText = PolicyParseResult & { readonly text: string };
+
+/**
+ * Parses what was read from `name` (a file, or `<stdin>`); more than MAX_POLICY_BYTES is refused
+ * unparsed, so a reader needs to read at most one byte past the limit.
+ */
+export function policyFromBytes(bytes: Buffer, name: string): LoadedPolicyText {
   if (bytes.length > MAX_POLICY_BYTES) {
     return {
       text: '',
       diagnostics: [
         {
-          file: path,
+          file: name,
           line: 1,
           column: 1,
           severity: 'error',
@@ -54,5 +62,5 @@ export async function loadPolicyFile(
     };
   }
   const text = bytes.toString('utf8');
-  return { ...parsePolicy(text, path), text };
+  return { ...parsePolicy(text, name), text };
 }

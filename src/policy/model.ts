@@ -41,6 +41,11 @@ export interface IngressRule {
   /** Published (host-side) ports, or every port the selected containers publish. */
   readonly ports: 'all' | readonly PortRange[];
   readonly from: readonly IngressSource[];
+  /**
+   * The operator's deliberate choice to restrict these ports also where a host program (not
+   * Docker's proxy) listens on them; without it such a rule is refused when planning.
+   */
+  readonly restrictHostServices?: true;
 }
 
 export interface EgressRule {

@@ -222,7 +222,8 @@ function parseInto(text: string, out: Collector): PolicyParseResult {
   if (doc.errors.some((e) => e.code !== 'DUPLICATE_KEY')) return out.result();
 
   if (doc.contents === null) {
-    out.add(START, 'error', 'empty', 'the file is empty; a policy starts with `version: 1`');
+    const what = text.trim() === '' ? 'the file is empty' : 'the file holds only comments';
+    out.add(START, 'error', 'empty', `${what}; a policy starts with \`version: 1\``);
     return out.result();
   }
   // A mapping or list used as a key has no place in a policy (and JS objects cannot hold it).

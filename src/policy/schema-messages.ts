@@ -1,4 +1,5 @@
 /** ajv's errors → issues a person can act on, located at the offending key or value. */
+import { didYouMean } from '../core/suggest.js';
 import type { ErrorObject } from 'ajv/dist/2020.js';
 import type { PathSegment } from './locate.js';
 import { show, type PolicyIssue } from './issue.js';
@@ -54,6 +55,31 @@ function issue(
   return { path, anchor, severity: 'error', code, message };
 }
 
+/** A published port in Docker's `-p [IP:]HOST:CONTAINER[/PROTO]` form. */
+const DOCKER_PUBLISH =
+  /^(?:[0-9.]+:|\[[0-9A-Fa-f:]+\]:)?([0-9]{1,5}):([0-9]{1,5})(\/(?:tcp|udp))?$/;
+/** An IPv6 address (or block) with a zone id: `fe80::1%eth0`. */
+const ZONE_ID = /^([0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)%([^/\s]*)(\/[0-9]{1,3})?$/;
+
+/**
+ * What a value that fails a pattern most likely meant, for mistakes people make often; the
+ * pattern's own message would only list what is expected.
+ */
+function likelyMistake(value: unknown, path: readonly PathSegment[]): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const zone = ZONE_ID.exec(value);
+  if (zone !== null) {
+    const [, address = '', id = '', prefix = ''] = zone;
+    return `${show(value)} has a zone id (\`%${id}\`), which firewall rules and ipsets do not take: write ${show(address + prefix)}`;
+  }
+  const publish = DOCKER_PUBLISH.exec(value);
+  if (publish !== null && path.includes('ingress') && path.includes('ports')) {
+    const [, hostPort = '', containerPort = '', protocol = ''] = publish;
+    return `${show(value)} is Docker's \`-p HOST:CONTAINER\` form: ${hostPort} is the host port, ${containerPort} the container's. A rule names the published host port: write ${show(hostPort + protocol)}`;
+  }
+  return undefined;
+}
+
 export function schemaIssue(error: ErrorObject): PolicyIssue | undefined {
   const path = pointerToPath(error.instancePath);
   const parent = record(error.parentSchema);
@@ -84,7 +110,7 @@ export function schemaIssue(error: ErrorObject): PolicyIssue | undefined {
       const expected = Object.keys(record(parent['properties']));
       return issue(
         [...path, key],
-        `unknown key ${show(key)} (expected one of: ${expected.join(', ')})`,
+        `unknown key ${show(key)} (expected one of: ${expected.join(', ')})${didYouMean(key, expected, '`')}`,
         'unknown-key',
         'key',
       );
@@ -116,6 +142,8 @@ export function schemaIssue(error: ErrorObject): PolicyIssue | undefined {
       );
     }
     case 'pattern': {
+      const mistake = likelyMistake(error.data, path);
+      if (mistake !== undefined) return issue(path, mistake);
       const why =
         text(parent['patternErrorMessage']) ?? custom ?? `must match ${String(params['pattern'])}`;
       const hint =

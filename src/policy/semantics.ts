@@ -22,10 +22,11 @@ import type {
   Verdict,
 } from './model.js';
 import { parsePort } from './ports.js';
+import { IPSET_PREFIX } from '../core/ownership.js';
+import { didYouMean } from '../core/suggest.js';
 
 /** The kernel limits an ipset name to 31 characters (IPSET_MAXNAMELEN 32, with the NUL). */
 export const IPSET_NAME_MAX = 31;
-export const MANAGED_IPSET_PREFIX = 'moat-';
 
 type Raw = Record<string, unknown>;
 
@@ -109,21 +110,21 @@ class Checker {
           `ipset name ${show(name)} is ${name.length} characters; the kernel allows at most ${IPSET_NAME_MAX}`,
         );
       }
-      if (name.startsWith(MANAGED_IPSET_PREFIX)) {
+      if (name.startsWith(IPSET_PREFIX)) {
         this.error(
           [...path, 'name'],
           'bad-name',
-          `an external ipset's name must not start with \`${MANAGED_IPSET_PREFIX}\`: moat owns those sets and would remove it`,
+          `an external ipset's name must not start with \`${IPSET_PREFIX}\`: moat owns those sets and would remove it`,
         );
       }
       return { kind: 'external', key, kernelName: name };
     }
-    const kernelName = `${MANAGED_IPSET_PREFIX}${key}`;
+    const kernelName = `${IPSET_PREFIX}${key}`;
     if (kernelName.length > IPSET_NAME_MAX) {
       this.error(
         path,
         'name-too-long',
-        `ipset key ${show(key)} is too long: its kernel name \`${kernelName.slice(0, 40)}\` would be ${kernelName.length} characters, at most ${IPSET_NAME_MAX} are allowed (keys up to ${IPSET_NAME_MAX - MANAGED_IPSET_PREFIX.length})`,
+        `ipset key ${show(key)} is too long: its kernel name \`${kernelName.slice(0, 40)}\` would be ${kernelName.length} characters, at most ${IPSET_NAME_MAX} are allowed (keys up to ${IPSET_NAME_MAX - IPSET_PREFIX.length})`,
         'key',
       );
     }
@@ -200,7 +201,11 @@ class Checker {
           source === 'host' ? ({ kind: 'host' } as const) : this.target(source, sourcePath);
         if (parsed !== undefined) from.push(parsed);
       }
-      ingress.push({ ports: ports ?? [], from });
+      ingress.push({
+        ports: ports ?? [],
+        from,
+        ...(rule['restrict_host_services'] === true ? { restrictHostServices: true } : {}),
+      });
     }
     let egress: EgressPolicy | undefined;
     if (isRecord(raw['egress'])) {
@@ -277,7 +282,7 @@ class Checker {
         this.error(
           path,
           'unknown-ipset',
-          `ipset ${show(key)} is not declared under \`ipsets\`${known.length === 0 ? '' : ` (declared: ${known.join(', ')})`}`,
+          `ipset ${show(key)} is not declared under \`ipsets\`${known.length === 0 ? '' : ` (declared: ${known.join(', ')})`}${didYouMean(key, known, '`ipset:')}`,
         );
         return undefined;
       }
@@ -289,7 +294,7 @@ class Checker {
         this.error(
           path,
           'unknown-group',
-          `container group ${show(group)} is not declared under \`containers\``,
+          `container group ${show(group)} is not declared under \`containers\`${didYouMean(group, this.groupKeys, '`container:')}`,
         );
         return undefined;
       }

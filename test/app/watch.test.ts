@@ -9,6 +9,8 @@ import { createServer, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Context } from '../../src/app/context.js';
+import type { Io } from '../../src/app/io.js';
+import { createView } from '../../src/app/view.js';
 import { watchCommand } from '../../src/app/watch.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'moat-watch-'));
@@ -40,16 +42,18 @@ describe('watch', () => {
     await new Promise<void>((resolve) => server.listen(socketPath, resolve));
     const reasons: string[] = [];
     const out: string[] = [];
+    const io: Io = {
+      out: (t) => out.push(t),
+      err: (t) => out.push(t),
+      interactive: false,
+      ask: () => Promise.resolve(''),
+      readStdin: () => Promise.resolve(Buffer.alloc(0)),
+    };
     const ctx: Context = {
-      io: {
-        out: (t) => out.push(t),
-        err: (t) => out.push(t),
-        interactive: false,
-        ask: () => Promise.resolve(''),
-      },
+      io,
       runner: () => Promise.reject(new Error('no commands in this test')),
       env: { DOCKER_HOST: `unix://${socketPath}` },
-      color: false,
+      view: createView(io, { kind: 'text', color: false }),
     };
     const stop = new AbortController();
     const fakeApply = (): Promise<number> => {

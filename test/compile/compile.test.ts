@@ -1,7 +1,29 @@
+/**
+ * compile: what the rules do is asked of the rules themselves, through the same evaluation the
+ * plan's words come from (src/plan/reach.ts), and the few structural facts that matter (hooks,
+ * what is keyed on what) are checked as text.
+ */
 import { describe, expect, test } from '@jest/globals';
 import { compile } from '../../src/compile/compile.js';
-import type { DesiredFamily } from '../../src/compile/model.js';
-import { container, group, inventory, policy, tcp } from '../support/builders.js';
+import { DEFAULT_HOST_FACTS, type Listener } from '../../src/compile/host-facts.js';
+import type { DesiredFamily, DesiredState } from '../../src/compile/model.js';
+import type { Family } from '../../src/policy/model.js';
+import { desiredView, reachOn, type PathPacket, type Reach } from '../../src/plan/reach.js';
+import {
+  bridgeNetwork,
+  container,
+  group,
+  inventory,
+  inventoryWith,
+  managedIpset,
+  policy,
+  tcp,
+} from '../support/builders.js';
+
+const HOST_ONLY: Reach = { anyone: false, sources: [] };
+const ANYONE: Reach = { anyone: true, sources: [] };
+const v4 = (cidr: string) => ({ kind: 'cidr', block: { family: 'ipv4', cidr } }) as const;
+const v6 = (cidr: string) => ({ kind: 'cidr', block: { family: 'ipv6', cidr } }) as const;
 
 const hostOnlyGhost = policy([
   group('ghost', { ingress: [{ ports: [tcp(2368)], from: [{ kind: 'host' }] }] }),
@@ -11,77 +33,72 @@ function specs(family: DesiredFamily, chain: string): string[] {
   return family.chains.find((c) => c.name === chain)?.rules.map((r) => r.spec) ?? [];
 }
 
-describe('compile: ingress', () => {
-  test('a host-only port drops routed and proxied traffic to it, in both families', () => {
+/** Who passes moat's rules for a new connection DNATed to a host port (or on another path). */
+function reach(desired: DesiredState, port: number, options: Partial<PathPacket> = {}): Reach {
+  const family: Family = options.family ?? 'ipv4';
+  return reachOn(desiredView(desired.families[family]), {
+    family,
+    path: 'dnat',
+    protocol: 'tcp',
+    port,
+    containerPort: port,
+    outInterface: 'docker0',
+    ...options,
+  });
+}
+
+describe('compile: published ports', () => {
+  test('a host-only port: routed (DNAT) and proxied traffic to it drops, in both families', () => {
     const desired = compile(
       hostOnlyGhost,
       inventory(container('ghost', '172.17.0.2', [{ host: 2368 }])),
     );
-    for (const family of [desired.families.ipv4, desired.families.ipv6]) {
-      const forward = specs(family, 'MOAT-FORWARD');
-      expect(forward[0]).toMatch(/^-m comment --comment "moat-digest:[0-9a-f]{12}"$/);
-      expect(forward.slice(1, 3)).toEqual([
-        '-m conntrack --ctdir REPLY -j RETURN',
-        '-m conntrack --ctstate RELATED -j RETURN',
-      ]);
-      const portRule = forward[3] ?? '';
-      expect(portRule).toMatch(
-        /^-p tcp -m conntrack --ctstate DNAT --ctdir ORIGINAL --ctorigdstport 2368 -j MOAT-SRC-[0-9a-f]{10}$/,
+    for (const family of ['ipv4', 'ipv6'] as const) {
+      expect(reach(desired, 2368, { family })).toEqual(HOST_ONLY);
+      expect(reach(desired, 2368, { family, path: 'proxy' })).toEqual(HOST_ONLY);
+      expect(reach(desired, 2369, { family })).toEqual(ANYONE);
+      const f = desired.families[family];
+      expect(specs(f, 'MOAT-FORWARD')[0]).toMatch(
+        /^-m comment --comment "moat-digest:[0-9a-f]{12}"$/,
       );
-      const sources = portRule.split(' -j ')[1] ?? '';
-      expect(specs(family, sources)).toEqual(['-j DROP']);
-      expect(specs(family, 'MOAT-INPUT')).toContain(
-        `! -i lo -p tcp -m tcp --dport 2368 -j ${sources}`,
+      expect(specs(f, 'MOAT-INGRESS')).toContain(
+        '-p tcp -m conntrack --ctorigdstport 2368 -j DROP',
       );
-      expect(family.jumps.map((j) => [j.hook, j.rule.spec])).toEqual([
+      expect(specs(f, 'MOAT-INPUT')).toContain('! -i lo -p tcp -m tcp --dport 2368 -j DROP');
+      expect(f.jumps.map((j) => [j.hook, j.rule.spec])).toEqual([
         ['DOCKER-USER', '-j MOAT-FORWARD'],
         ['INPUT', '-j MOAT-INPUT'],
       ]);
     }
-    expect(desired.exposures).toEqual([{ group: 'ghost', port: '2368/tcp', reach: 'host only' }]);
   });
 
-  test('protection is keyed on the host port: a new container address changes no rule', () => {
+  test('DNAT and proxy protection is keyed on the host port: a new address changes neither', () => {
+    const chains = (d: DesiredState) =>
+      ['MOAT-INGRESS', 'MOAT-INPUT'].map((c) => specs(d.families.ipv4, c));
     const a = compile(hostOnlyGhost, inventory(container('ghost', '172.17.0.2', [{ host: 2368 }])));
     const b = compile(hostOnlyGhost, inventory(container('ghost', '172.30.0.3', [{ host: 2368 }])));
     const c = compile(hostOnlyGhost, inventory());
-    expect(b.families).toEqual(a.families);
-    expect(c.families).toEqual(a.families);
+    expect(chains(b)).toEqual(chains(a));
+    expect(chains(c)).toEqual(chains(a));
+    expect(reach(c, 2368, { outInterface: 'br-0123456789ab' })).toEqual(HOST_ONLY);
   });
 
-  test('allowed sources return, per family; everything else to the port drops', () => {
+  test('allowed sources pass, per family; everyone else is dropped', () => {
     const p = policy([
       group('ghost', {
-        ingress: [
-          {
-            ports: [tcp(8000, 8100)],
-            from: [
-              { kind: 'host' },
-              { kind: 'cidr', block: { family: 'ipv4', cidr: '198.51.100.0/24' } },
-              { kind: 'cidr', block: { family: 'ipv6', cidr: '2001:db8::/32' } },
-            ],
-          },
-        ],
+        ingress: [{ ports: [tcp(8000, 8100)], from: [v4('198.51.100.0/24'), v6('2001:db8::/32')] }],
       }),
     ]);
     const desired = compile(p, inventory());
-    const v4 = desired.families.ipv4;
-    const portRule = specs(v4, 'MOAT-FORWARD').find((s) => s.includes('ctorigdstport')) ?? '';
-    expect(portRule).toContain('--ctorigdstport 8000:8100');
-    expect(specs(v4, portRule.split(' -j ')[1] ?? '')).toEqual([
-      '-s 198.51.100.0/24 -j RETURN',
-      '-j DROP',
-    ]);
-    const v6 = desired.families.ipv6;
-    const portRule6 = specs(v6, 'MOAT-FORWARD').find((s) => s.includes('ctorigdstport')) ?? '';
-    expect(specs(v6, portRule6.split(' -j ')[1] ?? '')).toEqual([
-      '-s 2001:db8::/32 -j RETURN',
-      '-j DROP',
-    ]);
-    expect(desired.exposures[0]?.reach).toBe('host, 198.51.100.0/24, 2001:db8::/32');
+    expect(reach(desired, 8050)).toEqual({ anyone: false, sources: ['198.51.100.0/24'] });
+    expect(reach(desired, 8050, { family: 'ipv6' })).toEqual({
+      anyone: false,
+      sources: ['2001:db8::/32'],
+    });
+    expect(reach(desired, 8101)).toEqual(ANYONE);
   });
 
-  test('from: any leaves the port alone', () => {
+  test('from: any leaves the port alone; nothing is written for it', () => {
     const p = policy([
       group('ghost', { ingress: [{ ports: [tcp(2368)], from: [{ kind: 'any' }] }] }),
     ]);
@@ -90,44 +107,41 @@ describe('compile: ingress', () => {
     expect(desired.families.ipv4.jumps).toEqual([]);
   });
 
-  test('defaults.ingress host protects every published port no rule names', () => {
-    const p = policy([], { defaults: { ingress: 'host', egress: 'allow' } });
-    const desired = compile(
-      p,
-      inventory(container('api', '172.30.0.2', [{ host: 9000, protocol: 'udp' }])),
-    );
-    const forward = specs(desired.families.ipv4, 'MOAT-FORWARD');
-    expect(forward.some((s) => s.startsWith('-p udp') && s.includes('--ctorigdstport 9000'))).toBe(
-      true,
-    );
-  });
-
-  test('a published port no rule names is a warning under defaults.ingress allow', () => {
-    const desired = compile(
-      policy([]),
-      inventory(container('api', '172.30.0.2', [{ host: 8080 }])),
-    );
-    expect(desired.warnings.map((w) => w.code)).toEqual(['uncovered-port']);
-    expect(desired.warnings[0]?.message).toContain('api publishes 8080/tcp');
-  });
-
-  test('a port published only on loopback is not reported as reachable from anyone', () => {
-    const api = container('api', '172.30.0.2', [], {
-      ports: [{ hostIp: '127.0.0.1', hostPort: 8080, containerPort: 80, protocol: 'tcp' }],
-    });
-    expect(compile(policy([]), inventory(api)).warnings).toEqual([]);
-  });
-
   test('ports: all follows what the containers publish', () => {
     const p = policy([group('web', { ingress: [{ ports: 'all', from: [{ kind: 'host' }] }] })]);
     const desired = compile(
       p,
       inventory(container('web', '172.17.0.5', [{ host: 80 }, { host: 443 }])),
     );
-    const forward = specs(desired.families.ipv4, 'MOAT-FORWARD').filter((s) =>
-      s.includes('ctorigdstport'),
+    expect([80, 443, 8080].map((port) => reach(desired, port))).toEqual([
+      HOST_ONLY,
+      HOST_ONLY,
+      ANYONE,
+    ]);
+  });
+
+  test('a port published on loopback only is not reported, and a neighbour sending to 127.0.0.1 is dropped', () => {
+    const api = container('api', '172.30.0.2', [], {
+      ports: [{ hostIp: '127.0.0.1', hostPort: 8080, containerPort: 80, protocol: 'tcp' }],
+    });
+    const desired = compile(
+      hostOnlyGhost,
+      inventory(api, container('ghost', '172.17.0.2', [{ host: 2368 }])),
     );
-    expect(forward.map((s) => /ctorigdstport (\d+)/.exec(s)?.[1])).toEqual(['80', '443']);
+    expect(desired.warnings).toEqual([]);
+    expect(specs(desired.families.ipv4, 'MOAT-INGRESS')[0]).toBe(
+      '-m conntrack --ctorigdst 127.0.0.0/8 -j DROP',
+    );
+    expect(specs(desired.families.ipv6, 'MOAT-INGRESS')[0]).toBe(
+      '-m conntrack --ctorigdst ::1/128 -j DROP',
+    );
+  });
+
+  test('an empty policy wants nothing', () => {
+    const desired = compile(policy([]), inventory(container('ghost', '172.17.0.2', [{ host: 1 }])));
+    expect(desired.families.ipv4.chains).toEqual([]);
+    expect(desired.families.ipv6.jumps).toEqual([]);
+    expect(desired.ipsets).toEqual([]);
   });
 
   test('container names and labels never reach a rule', () => {
@@ -144,26 +158,115 @@ describe('compile: ingress', () => {
     );
     const all = desired.families.ipv4.chains.flatMap((c) => c.rules.map((r) => r.line));
     expect(all.length).toBeGreaterThan(0);
-    for (const line of all) expect(line).not.toContain('ACCEPT');
-    expect(all).toContain(
-      '-m comment --comment "moat:' +
-        (desired.families.ipv4.chains
-          .flatMap((c) => c.rules)
-          .find((r) => r.spec === '-s 172.17.0.5/32 -j RETURN')?.id ?? 'missing') +
-        '" -s 172.17.0.5/32 -j RETURN',
-    );
+    for (const line of all) {
+      expect(line).not.toContain('ACCEPT');
+      expect(line).not.toContain('\n');
+    }
+    expect(reach(desired, 80)).toEqual({ anyone: false, sources: ['172.17.0.5/32'] });
+  });
+});
+
+describe('compile: rules add up', () => {
+  test("two rules naming the same port: either rule's sources may connect", () => {
+    const p = policy([
+      group('ghost', {
+        ingress: [
+          { ports: [tcp(2368)], from: [v4('198.51.100.0/25')] },
+          { ports: [tcp(2368)], from: [v4('10.0.0.0/8')] },
+        ],
+      }),
+    ]);
+    expect(reach(compile(p, inventory()), 2368)).toEqual({
+      anyone: false,
+      sources: ['10.0.0.0/8', '198.51.100.0/25'],
+    });
   });
 
-  test('an empty policy wants nothing', () => {
-    const desired = compile(policy([]), inventory());
-    expect(desired.families.ipv4.chains).toEqual([]);
-    expect(desired.families.ipv6.jumps).toEqual([]);
-    expect(desired.ipsets).toEqual([]);
+  test('a range and a port inside it, in two groups, add up where they overlap', () => {
+    const p = policy([
+      group('app', { ingress: [{ ports: [tcp(8000, 8100)], from: [v4('203.0.113.0/24')] }] }),
+      group('admin', { ingress: [{ ports: [tcp(8080)], from: [v4('10.8.0.0/16')] }] }),
+    ]);
+    const desired = compile(p, inventory());
+    expect(reach(desired, 8080).sources).toEqual(['10.8.0.0/16', '203.0.113.0/24']);
+    expect(reach(desired, 8079).sources).toEqual(['203.0.113.0/24']);
+    expect(reach(desired, 8081).sources).toEqual(['203.0.113.0/24']);
+    expect(reach(desired, 8080, { path: 'proxy' }).sources).toEqual([
+      '10.8.0.0/16',
+      '203.0.113.0/24',
+    ]);
+  });
+
+  test('any in one rule makes the port open whatever other rules say', () => {
+    const p = policy([
+      group('a', { ingress: [{ ports: [tcp(443)], from: [v4('10.0.0.0/8')] }] }),
+      group('b', { ingress: [{ ports: [tcp(443)], from: [{ kind: 'any' }] }] }),
+    ]);
+    expect(reach(compile(p, inventory()), 443)).toEqual(ANYONE);
+  });
+});
+
+describe('compile: defaults that need no inventory', () => {
+  const hostDefaults = policy([], { defaults: { ingress: 'host', egress: 'allow' } });
+
+  test('defaults.ingress host holds a port published after the run, on any Docker bridge', () => {
+    const desired = compile(hostDefaults, inventory());
+    for (const out of ['docker0', 'br-0123456789ab', 'docker_gwbridge'])
+      for (const family of ['ipv4', 'ipv6'] as const)
+        expect(reach(desired, 9191, { outInterface: out, family })).toEqual(HOST_ONLY);
+    // Someone else's DNAT to a non-Docker interface is not moat's business.
+    expect(reach(desired, 9191, { outInterface: 'virbr0' })).toEqual(ANYONE);
+    // Direct (routed) access to any container address on a Docker bridge is held too.
+    expect(
+      reach(desired, 80, {
+        path: 'direct',
+        outInterface: 'br-0123456789ab',
+        destination: '172.20.0.9',
+      }),
+    ).toEqual(HOST_ONLY);
+  });
+
+  test('a rule naming a port still opens it under defaults.ingress host', () => {
+    const p = policy(
+      [group('web', { ingress: [{ ports: [tcp(443)], from: [{ kind: 'any' }] }] })],
+      {
+        defaults: { ingress: 'host', egress: 'allow' },
+      },
+    );
+    const desired = compile(p, inventory());
+    expect(reach(desired, 443)).toEqual(ANYONE);
+    expect(reach(desired, 444)).toEqual(HOST_ONLY);
+  });
+
+  test("a host interface named like a Docker bridge but not Docker's is exempted by name", () => {
+    const desired = compile(hostDefaults, inventory(), {
+      ...DEFAULT_HOST_FACTS,
+      interfaces: ['br-lan', 'br-0123456789ab', 'docker0', 'eth0'],
+    });
+    expect(reach(desired, 9191, { outInterface: 'br-lan' })).toEqual(ANYONE);
+    expect(reach(desired, 9191, { outInterface: 'br-0123456789ab' })).toEqual(HOST_ONLY);
+  });
+
+  test('defaults.egress deny: a catch-all on the bridges, no address needed', () => {
+    const p = policy([], { defaults: { ingress: 'allow', egress: 'deny' } });
+    const desired = compile(p, inventory());
+    const v4f = desired.families.ipv4;
+    expect(specs(v4f, 'MOAT-FORWARD')).toEqual(
+      expect.arrayContaining(['-i docker0 -j MOAT-EGRESS', '-i br-+ -j MOAT-EGRESS']),
+    );
+    expect(specs(v4f, 'MOAT-INPUT')).toContain('-i br-+ -j MOAT-EGRESS');
+    expect(specs(v4f, 'MOAT-EGRESS')).toEqual(['-j DROP']);
+    // IPv6 neighbour discovery still reaches the gateway, or no IPv6 packet would flow at all.
+    expect(specs(desired.families.ipv6, 'MOAT-EGRESS').slice(0, 3)).toEqual([
+      '-p ipv6-icmp -m icmp6 --icmpv6-type router-solicitation -j RETURN',
+      '-p ipv6-icmp -m icmp6 --icmpv6-type neighbour-solicitation -j RETURN',
+      '-p ipv6-icmp -m icmp6 --icmpv6-type neighbour-advertisement -j RETURN',
+    ]);
   });
 });
 
 describe('compile: egress', () => {
-  test('an allowlist ipset: deny first, allow, then drop the rest, for each container address', () => {
+  test('an allowlist ipset: deny first, allow, then drop the rest, keyed on each address', () => {
     const p = policy(
       [
         group('app', {
@@ -171,38 +274,20 @@ describe('compile: egress', () => {
             default: 'deny',
             allow: [
               { to: [{ kind: 'ipset', set: 'allowed' }] },
-              {
-                to: [{ kind: 'cidr', block: { family: 'ipv4', cidr: '10.0.5.0/24' } }],
-                ports: [tcp(5432)],
-              },
+              { to: [v4('10.0.5.0/24')], ports: [tcp(5432)] },
             ],
-            deny: [{ to: [{ kind: 'cidr', block: { family: 'ipv4', cidr: '10.0.0.0/8' } }] }],
+            deny: [{ to: [v4('10.0.0.0/8')] }],
           },
         }),
       ],
-      {
-        ipsets: new Map([
-          [
-            'allowed',
-            {
-              kind: 'managed',
-              key: 'allowed',
-              kernelName: 'moat-allowed',
-              family: 'ipv4',
-              type: 'hash:net',
-              entries: ['203.0.113.0/24'],
-            },
-          ],
-        ]),
-      },
+      { ipsets: new Map([managedIpset('allowed', 'hash:net', ['203.0.113.0/24'])]) },
     );
     const desired = compile(p, inventory(container('app', '172.17.0.9')));
-    const v4 = desired.families.ipv4;
-    const jump = specs(v4, 'MOAT-FORWARD').find((s) => s.startsWith('-s 172.17.0.9/32')) ?? '';
-    const chain = jump.split(' -j ')[1] ?? '';
+    const f = desired.families.ipv4;
+    const jump = specs(f, 'MOAT-EGRESS').find((s) => s.startsWith('-s 172.17.0.9/32')) ?? '';
+    const chain = jump.split(' -g ')[1] ?? '';
     expect(chain).toMatch(/^MOAT-EGR-/);
-    expect(specs(v4, 'MOAT-INPUT')).toContain(jump);
-    expect(specs(v4, chain)).toEqual([
+    expect(specs(f, chain)).toEqual([
       '-d 10.0.0.0/8 -j DROP',
       '-m set --match-set moat-allowed dst -j RETURN',
       '-d 10.0.5.0/24 -p tcp -m tcp --dport 5432 -j RETURN',
@@ -213,6 +298,17 @@ describe('compile: egress', () => {
     ]);
     // The container has no IPv6 address: nothing to hook in IPv6.
     expect(desired.families.ipv6.chains).toEqual([]);
+  });
+
+  test('under global deny, a group allowed everything is exempted by address', () => {
+    const p = policy([group('app', { egress: { default: 'allow', allow: [], deny: [] } })], {
+      defaults: { ingress: 'allow', egress: 'deny' },
+    });
+    const desired = compile(p, inventory(container('app', '172.17.0.9')));
+    expect(specs(desired.families.ipv4, 'MOAT-EGRESS')).toEqual([
+      '-s 172.17.0.9/32 -j RETURN',
+      '-j DROP',
+    ]);
   });
 
   test('an external ipset that the host lacks is a user error', () => {
@@ -228,11 +324,154 @@ describe('compile: egress', () => {
       /external ipset "office-vpn".*does not exist/,
     );
   });
+});
 
-  test('defaults.egress deny also governs containers no group selects', () => {
-    const p = policy([], { defaults: { ingress: 'allow', egress: 'deny' } });
-    const desired = compile(p, inventory(container('stray', '172.17.0.7')));
-    const forward = specs(desired.families.ipv4, 'MOAT-FORWARD');
-    expect(forward.some((s) => s.startsWith('-s 172.17.0.7/32 -j MOAT-EGR-'))).toBe(true);
+describe('compile: gateway modes', () => {
+  const routed = bridgeNetwork('routed', 'abcdef0123456789', {
+    ipv6: true,
+    gatewayMode: { ipv4: 'routed', ipv6: 'routed' },
+  });
+  const api = (ipv4: string) =>
+    container('api', ipv4, [], {
+      attachments: [{ network: 'routed', networkId: routed.id, ipv4, ipv6: 'fd00:30::2' }],
+      ports: [{ hostIp: '0.0.0.0', containerPort: 80, protocol: 'tcp' }],
+    });
+  const direct = (family: Family, destination: string): Partial<PathPacket> => ({
+    family,
+    path: 'direct',
+    outInterface: 'br-abcdef012345',
+    destination,
+  });
+
+  test('a routed port is held at the container address, over IPv4 and IPv6', () => {
+    const p = policy([group('api', { ingress: [{ ports: [tcp(80)], from: [{ kind: 'host' }] }] })]);
+    const desired = compile(p, inventoryWith([routed], api('172.30.0.2')));
+    expect(reach(desired, 80, direct('ipv4', '172.30.0.2'))).toEqual(HOST_ONLY);
+    expect(reach(desired, 80, direct('ipv6', 'fd00:30::2'))).toEqual(HOST_ONLY);
+    // Keyed on the bridge and the port: the container's next address is held too.
+    expect(reach(desired, 80, direct('ipv4', '172.30.0.7'))).toEqual(HOST_ONLY);
+    // What comes from a Docker bridge (a neighbour, another network) is not held here.
+    expect(specs(desired.families.ipv4, 'MOAT-DIRECT')).toEqual([
+      '-i docker0 -j RETURN',
+      '-i br-+ -j RETURN',
+      '-i docker_gwbridge -j RETURN',
+      '-g MOAT-DIRECT-PORTS',
+    ]);
+    const pub = desired.publications.find((x) => x.container === 'api');
+    expect(pub?.via).toBe('routed');
+    expect(pub?.paths.map((x) => [x.family, x.path])).toEqual([
+      ['ipv4', 'direct'],
+      ['ipv6', 'direct'],
+    ]);
+  });
+
+  test('a published port on a nat network is held at the container address too', () => {
+    const desired = compile(
+      hostOnlyGhost,
+      inventory(container('ghost', '172.17.0.2', [{ host: 2368, container: 80 }])),
+    );
+    expect(
+      reach(desired, 80, { path: 'direct', outInterface: 'docker0', destination: '172.17.0.2' }),
+    ).toEqual(HOST_ONLY);
+  });
+});
+
+describe("compile: the host's own services", () => {
+  const sshd: Listener = {
+    protocol: 'tcp',
+    port: 22,
+    address: '0.0.0.0',
+    owners: [{ pid: 812, command: 'sshd' }],
+  };
+  const facts = (listeners: Listener[]) => ({ ...DEFAULT_HOST_FACTS, listeners });
+  const ssh = (restrict?: true) =>
+    policy([
+      group('web', {
+        ingress: [
+          {
+            ports: [tcp(22)],
+            from: [v4('203.0.113.0/24')],
+            ...(restrict === undefined ? {} : { restrictHostServices: restrict }),
+          },
+        ],
+      }),
+    ]);
+
+  test('a rule that would restrict sshd is refused, naming it', () => {
+    expect(() => compile(ssh(), inventory(), facts([sshd]))).toThrow(
+      /22\/tcp is where sshd \(pid 812, tcp 0.0.0.0:22\) listens.*restrict_host_services/s,
+    );
+  });
+
+  test('restrict_host_services: true is the deliberate way through', () => {
+    const desired = compile(ssh(true), inventory(), facts([sshd]));
+    expect(reach(desired, 22, { path: 'proxy' }).sources).toEqual(['203.0.113.0/24']);
+  });
+
+  test("docker-proxy on a port Docker publishes is Docker's own", () => {
+    const proxy: Listener = { protocol: 'tcp', port: 2368, address: '::', owners: [] };
+    const desired = compile(
+      hostOnlyGhost,
+      inventory(container('ghost', '172.17.0.2', [{ host: 2368 }])),
+      facts([proxy]),
+    );
+    expect(reach(desired, 2368, { path: 'proxy', family: 'ipv6' })).toEqual(HOST_ONLY);
+  });
+});
+
+describe('compile: pointing at the likely mistake', () => {
+  test('a container port where the host port belongs names the host port', () => {
+    const p = policy([group('web', { ingress: [{ ports: [tcp(80)], from: [{ kind: 'host' }] }] })]);
+    const desired = compile(
+      p,
+      inventory(container('web', '172.17.0.5', [{ host: 8080, container: 80 }])),
+    );
+    const hint = desired.warnings.find((w) => w.code === 'container-port-named');
+    expect(hint?.message).toContain('Did you mean 8080/tcp?');
+    // The summary does not call 8080 protected: it is reachable from anyone.
+    expect(reach(desired, 8080)).toEqual(ANYONE);
+    expect(desired.publications.map((x) => [x.port, x.origins.length])).toEqual([[8080, 0]]);
+  });
+
+  test('a group name close to a running container suggests it', () => {
+    const p = policy([
+      group('dbb', { ingress: [{ ports: [tcp(5432)], from: [{ kind: 'host' }] }] }),
+    ]);
+    const desired = compile(p, inventory(container('db', '172.17.0.6')));
+    expect(desired.warnings.find((w) => w.code === 'group-selects-nothing')?.message).toContain(
+      'did you mean "db"?',
+    );
+  });
+
+  test('IPv4-only sources for a port Docker publishes on :: too say that IPv6 is refused', () => {
+    const p = policy([
+      group('ghost', { ingress: [{ ports: [tcp(2368)], from: [v4('0.0.0.0/0')] }] }),
+    ]);
+    const ghost = container('ghost', '172.17.0.2', [], {
+      ports: [
+        { hostIp: '0.0.0.0', hostPort: 2368, containerPort: 2368, protocol: 'tcp' },
+        { hostIp: '::', hostPort: 2368, containerPort: 2368, protocol: 'tcp' },
+      ],
+    });
+    const desired = compile(p, inventory(ghost));
+    expect(desired.warnings.map((w) => w.code)).toContain('one-family-sources');
+  });
+
+  test('any beside other sources is called out', () => {
+    const p = policy([
+      group('ghost', {
+        ingress: [{ ports: [tcp(2368)], from: [{ kind: 'any' }, v4('10.0.0.0/8')] }],
+      }),
+    ]);
+    expect(compile(p, inventory()).warnings.map((w) => w.code)).toContain('any-beside-others');
+  });
+
+  test('a published port no rule names is a warning under defaults.ingress allow', () => {
+    const desired = compile(
+      policy([]),
+      inventory(container('api', '172.30.0.2', [{ host: 8080 }])),
+    );
+    expect(desired.warnings.map((w) => w.code)).toEqual(['uncovered-port']);
+    expect(desired.warnings[0]?.message).toContain('api publishes 8080/tcp');
   });
 });

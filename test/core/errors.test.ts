@@ -3,10 +3,10 @@ import { ExitCode, SubprocessError, UserError } from '../../src/core/errors.js';
 
 describe('errors', () => {
   test('a user error carries its code and exit code', () => {
-    const e = new UserError('no such file: x.yaml', 'not-found');
+    const e = new UserError('cannot read plan file x.json', 'plan-unreadable');
     expect(e).toBeInstanceOf(Error);
     expect(e.source).toBe('user');
-    expect(e.code).toBe('not-found');
+    expect(e.code).toBe('plan-unreadable');
     expect(e.exitCode).toBe(ExitCode.error);
     expect(e.name).toBe('UserError');
   });

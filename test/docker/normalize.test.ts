@@ -107,7 +107,10 @@ describe('inventoryFromApi: the Docker 20.10 live capture', () => {
       bridge: 'docker0',
       internal: false,
       subnets: ['172.17.0.0/16'],
+      ipv6: false,
+      gatewayMode: { ipv4: 'nat', ipv6: 'nat' },
     });
+    expect(byName(networks, 'v6net').ipv6).toBe(true);
     expect(byName(networks, 'appnet').bridge).toBe('br-e029e4cbddb6');
     expect(byName(networks, 'v6net').bridge).toBe('br-6ead47647eec');
     expect(byName(networks, 'v6net').subnets).toEqual(['172.31.0.0/24', 'fd00:db8:1::/64']);
@@ -158,8 +161,60 @@ describe('inventoryFromApi: what other daemons and setups send', () => {
       driver: 'host',
       internal: false,
       subnets: [],
+      ipv6: false,
+      gatewayMode: { ipv4: 'nat', ipv6: 'nat' },
     });
     expect(networks[1]).toMatchObject({ internal: true, subnets: ['10.9.0.0/24'] });
+  });
+
+  test('gateway modes per family (Docker 27+); an unknown mode is refused, not guessed', () => {
+    const { networks } = inventoryFromApi(
+      [],
+      [
+        network({
+          Name: 'r',
+          EnableIPv6: true,
+          Options: {
+            'com.docker.network.bridge.gateway_mode_ipv4': 'nat-unprotected',
+            'com.docker.network.bridge.gateway_mode_ipv6': 'routed',
+          },
+        }),
+      ],
+    );
+    expect(networks[0]).toMatchObject({
+      ipv6: true,
+      gatewayMode: { ipv4: 'nat-unprotected', ipv6: 'routed' },
+    });
+    expect(() =>
+      inventoryFromApi(
+        [],
+        [network({ Options: { 'com.docker.network.bridge.gateway_mode_ipv4': 'bogus' } })],
+      ),
+    ).toThrow(/gateway_mode_ipv4.*is not a gateway mode moat knows/);
+  });
+
+  test('a routed binding (an address, no host port) is kept without a host port', () => {
+    // What Docker 28 lists for `-p 8080:80` on a network in gateway mode `routed`.
+    const [c] = inventoryFromApi(
+      [
+        {
+          Id: 'r1',
+          Names: ['/r1'],
+          State: 'running',
+          Ports: [
+            { IP: '0.0.0.0', PrivatePort: 80, Type: 'tcp' },
+            { IP: '::', PrivatePort: 80, Type: 'tcp' },
+            { PrivatePort: 443, Type: 'tcp' },
+          ],
+          NetworkSettings: { Networks: {} },
+        },
+      ],
+      [],
+    ).containers;
+    expect(c!.ports).toEqual([
+      { hostIp: '0.0.0.0', containerPort: 80, protocol: 'tcp' },
+      { hostIp: '::', containerPort: 80, protocol: 'tcp' },
+    ]);
   });
 
   test('exposed-only ports are skipped, duplicates collapse, a missing IP is every address', () => {

@@ -14,12 +14,10 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import lockfile from 'proper-lockfile';
-import { withLock } from '../../src/host/lock.js';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { firewallState, kill9, startMoat, waitGroupGone } from '../support/apply-harness.js';
 import { DockerSandbox } from '../support/docker-sandbox.js';
 import { moat, PolicyDir } from '../support/moat-cli.js';
+import { holdLock, until } from '../support/lock-holder.js';
 import { describeWith } from '../support/prereq.js';
 import { EMPTY, HOST_ONLY } from '../support/policies.js';
 
@@ -55,7 +53,7 @@ describeWith(
       moat(sandbox, args, { ...sandbox.env, ...env });
     const apply = (args: readonly string[], env: Record<string, string> = {}) =>
       run(
-        ['apply', '-f', policy.file, '--lock-file', lockFile, '--state-dir', stateDir, ...args],
+        ['apply', '-f', policy.file, '--lock-file', lockFile, '--history-dir', stateDir, ...args],
         env,
       );
     const host = () => firewallState(sandbox);
@@ -92,17 +90,36 @@ describeWith(
       expect(host()).toBe(before);
     });
 
+    /** A moat-like holder of the lock in the sandbox's network namespace, where apply runs. */
+    const holder = async () => {
+      const held = holdLock(lockFile, {
+        netns: sandbox.host.path,
+        command: 'moat apply -f held-by-test.yaml',
+      });
+      await held.held;
+      return held;
+    };
+    /**
+     * Sockets named after `path` in the sandbox (/proc/net/unix there): the holder's, plus one
+     * per run connected to it while it waits.
+     */
+    const lockSockets = (path: string): number =>
+      sandbox
+        .execInHost('cat', ['/proc/net/unix'])
+        .stdout.split('\n')
+        .filter((line) => line.includes(`@moat-lock:${path} `)).length;
+
     test('a lock held by another moat run: exit 4, the holder named, host unchanged', async () => {
       converge(EMPTY);
       policy.write(HOST_ONLY);
       const before = host();
-      const result = await withLock(lockFile, 0, 'moat apply -f held-by-test.yaml', () =>
-        Promise.resolve(apply(['--auto-approve'])),
-      );
+      const held = await holder();
+      const result = apply(['--auto-approve']);
+      await held.release();
       expect(result.status).toBe(4);
       expect(result.stderr).toMatch(
         new RegExp(
-          `^moat: the lock ${lockFile} is held by pid ${process.pid} \\(moat apply -f held-by-test\\.yaml\\) ` +
+          `^moat: the lock ${lockFile} is held by pid ${held.pid} \\(moat apply -f held-by-test\\.yaml\\) ` +
             `since \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z; nothing was changed\\n$`,
         ),
       );
@@ -114,11 +131,11 @@ describeWith(
       converge(EMPTY);
       policy.write(HOST_ONLY);
       const before = host();
+      const held = await holder();
       const started = Date.now();
-      const result = await withLock(lockFile, 0, 'moat apply -f held-by-test.yaml', () =>
-        Promise.resolve(apply(['--auto-approve', '--lock-timeout', '2s'])),
-      );
+      const result = apply(['--auto-approve', '--lock-timeout', '2s']);
       const waited = Date.now() - started;
+      await held.release();
       expect(result.status).toBe(4);
       expect(waited).toBeGreaterThanOrEqual(2_000);
       expect(waited).toBeLessThan(8_000);
@@ -127,86 +144,58 @@ describeWith(
       expect(apply(['--auto-approve', '--lock-timeout', '2s']).status).toBe(0);
     });
 
-    test('a lock left by a run killed with SIGKILL: busy at first, taken over once stale (10 s)', async () => {
+    test('a lock whose holder is killed while a run waits for it: that run goes on at once', async () => {
       converge(EMPTY);
       policy.write(HOST_ONLY);
-      const staleLock = join(work, 'killed.lock');
-      const running = startMoat(sandbox, [
+      const held = await holder();
+      const waiting = startMoat(sandbox, [
         'apply',
         '-f',
         policy.file,
         '--auto-approve',
         '--lock-file',
-        staleLock,
-        '--state-dir',
-        stateDir,
-      ]);
-      // Killed the moment it holds the lock (proper-lockfile's lock is a directory).
-      const deadline = Date.now() + 20_000;
-      while (!existsSync(staleLock) && Date.now() < deadline) await sleep(2);
-      kill9(running.pid, 'group');
-      await running.done;
-      expect(await waitGroupGone(running.pid)).toBe(true);
-      expect(existsSync(staleLock)).toBe(true);
-
-      const busy = run([
-        'apply',
-        '-f',
-        policy.file,
-        '--auto-approve',
-        '--lock-file',
-        staleLock,
-        '--state-dir',
-        stateDir,
-      ]);
-      expect(busy.status).toBe(4);
-      expect(busy.stderr).toContain(`the lock ${staleLock} is held by`);
-
-      const started = Date.now();
-      const repaired = run([
-        'apply',
-        '-f',
-        policy.file,
-        '--auto-approve',
-        '--lock-file',
-        staleLock,
-        '--state-dir',
+        lockFile,
+        '--history-dir',
         stateDir,
         '--lock-timeout',
-        '15s',
+        '60s',
       ]);
-      const waited = Date.now() - started;
-      expect(repaired.stderr).toBe('');
-      expect(repaired.status).toBe(0);
-      expect(waited).toBeLessThan(15_000);
+      // The waiting run is connected to the holder: a second socket of that name.
+      expect(await until(() => lockSockets(lockFile) >= 2, 20_000)).toBe(true);
+      await held.kill9();
+      const result = await waiting.done;
+      expect(result.stderr).toBe('');
+      expect(result.status).toBe(0);
       expect(run(['plan', '-f', policy.file, '--detailed-exitcode']).status).toBe(0);
     }, 60_000);
 
-    // A finished run removes its holder file: a lock held by someone else never names it.
-    test('a busy lock never names a run that has already finished as its holder', async () => {
+    test('a lock left by a run killed with SIGKILL: the next run takes it at once', async () => {
       converge(EMPTY);
-      const finished = apply(['--auto-approve']); // leaves the holder file of a finished run
-      expect(finished.status).toBe(0);
       policy.write(HOST_ONLY);
-      const before = host();
-      const release = await lockfile.lock(lockFile, { lockfilePath: lockFile, realpath: false });
-      let result;
-      try {
-        result = apply(['--auto-approve']);
-      } finally {
-        await release();
-      }
-      expect(result.status).toBe(4);
-      expect(host()).toBe(before);
-      const named = /held by pid (\d+)/.exec(result.stderr)?.[1];
-      if (named !== undefined) {
-        // Whoever is named must be alive: a finished run's pid is gone.
-        expect({ stderr: result.stderr, alive: existsSync(`/proc/${named}`) }).toEqual({
-          stderr: result.stderr,
-          alive: true,
-        });
-      }
-    });
+      const killedLock = join(work, 'killed.lock');
+      const args = [
+        'apply',
+        '-f',
+        policy.file,
+        '--auto-approve',
+        '--lock-file',
+        killedLock,
+        '--history-dir',
+        stateDir,
+      ];
+      const running = startMoat(sandbox, args);
+      // Killed the moment it holds the lock.
+      expect(await until(() => lockSockets(killedLock) > 0, 20_000)).toBe(true);
+      kill9(running.pid, 'process');
+      await running.done;
+
+      // No --lock-timeout: refused if anything were still held.
+      const next = run(args);
+      expect(next.stderr).toBe('');
+      expect(next.status).toBe(0);
+      expect(await waitGroupGone(running.pid)).toBe(true);
+      expect(run(['plan', '-f', policy.file, '--detailed-exitcode']).status).toBe(0);
+    }, 60_000);
 
     test('a saved plan gone stale (moat objects changed, policy edited, other version): exit 3, nothing applied', () => {
       converge(EMPTY);
@@ -351,20 +340,26 @@ describeWith(
       expect(shownJson.status).toBe(0);
       expect(shownJson.stdout).toBe(plannedJson.stdout);
       const doc = JSON.parse(shownJson.stdout) as { format_version: number; steps: unknown[] };
-      expect(doc.format_version).toBe(1);
+      expect(doc.format_version).toBe(2);
       expect(doc.steps.length).toBeGreaterThan(0);
     });
 
-    test('apply --state DIR is refused: apply changes a live host, not a snapshot', () => {
+    test('apply --snapshot DIR (or the old --state) is refused: apply changes a live host', () => {
       converge(EMPTY);
       policy.write(HOST_ONLY);
       const snapshot = join(work, 'snapshot');
       expect(run(['snapshot', '--out', snapshot]).status).toBe(0);
       const before = host();
-      const result = apply(['--auto-approve', '--state', snapshot]);
+      const result = apply(['--auto-approve', '--snapshot', snapshot]);
       expect(result.status).toBe(1);
-      expect(result.stderr).toBe('moat: apply changes a live host; it does not take --state\n');
+      expect(result.stderr).toBe('moat: apply changes a live host; it does not take --snapshot\n');
       expect(result.stdout).toBe('');
+      const old = apply(['--auto-approve', '--state', snapshot]);
+      expect(old.status).toBe(1);
+      expect(old.stderr).toBe(
+        'moat: warning: --state is deprecated and will be removed; use --snapshot\n' +
+          'moat: apply changes a live host; it does not take --snapshot\n',
+      );
       expect(host()).toBe(before);
     });
   },

@@ -92,7 +92,7 @@ describeWith(
         '600',
       ]);
       const fromHost = run(['plan', '-f', policy.file, '--json']);
-      const fromSnapshot = run(['plan', '-f', policy.file, '--json', '--state', dir]);
+      const fromSnapshot = run(['plan', '-f', policy.file, '--json', '--snapshot', dir]);
       // The container started after the snapshot is the one difference: a new warning.
       expect(fromHost.stdout).toContain('late publishes 8082/tcp');
       expect(fromSnapshot.stdout).not.toContain('late');

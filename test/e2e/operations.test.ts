@@ -100,7 +100,7 @@ describeWith(['root', 'dockerd', 'iptables', 'ip', 'busybox', 'curl'], 'operatio
     expect(failing.stderr).toContain('/nonexistent.sock');
     const status = run(['status', '-f', policy.file]);
     expect(status.stdout).toMatch(/^Status: +Failing$/m);
-    expect(status.status).toBe(1);
+    expect(status.status).toBe(5); // not 1: that is status itself failing
   });
 
   test('a saved plan applies; a hand-edited one cannot inject a rule (exit 3, host unchanged)', () => {
@@ -143,7 +143,7 @@ describeWith(['root', 'dockerd', 'iptables', 'ip', 'busybox', 'curl'], 'operatio
           ...process.env,
           ...sandbox.env,
           NO_COLOR: '1',
-          MOAT_STATE_DIR: join(scratchDir(), 'state'),
+          MOAT_HISTORY_DIR: join(scratchDir(), 'state'),
           MOAT_LOCK_FILE: join(scratchDir(), 'moat.lock'),
         },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -175,7 +175,7 @@ describeWith(['root', 'dockerd', 'iptables', 'ip', 'busybox', 'curl'], 'operatio
         await new Promise((r) => setTimeout(r, 100));
       const protectedAfter = Date.now() - started;
       expect(save()).toMatch(
-        new RegExp(`-A MOAT-FORWARD -s ${address.replace(/\./g, '\\.')}/32 .*-j MOAT-EGR-`),
+        new RegExp(`-A MOAT-EGRESS -s ${address.replace(/\./g, '\\.')}/32 .*-g MOAT-EGR-`),
       );
       console.log(`watch: container protected ${protectedAfter} ms after docker run returned`);
     } finally {

@@ -63,7 +63,7 @@ class Watch {
           ...process.env,
           ...sandbox.env,
           NO_COLOR: '1',
-          MOAT_STATE_DIR: join(scratchDir(), 'state'),
+          MOAT_HISTORY_DIR: join(scratchDir(), 'state'),
           MOAT_LOCK_FILE: join(scratchDir(), 'moat.lock'),
         },
         stdio: 'pipe',
@@ -274,7 +274,7 @@ for (const backend of ['nft', 'legacy'] as const) {
         const said = moat(sandbox, ['status', '-f', policy.file], sandbox.env).stdout;
         expect(said).toMatch(
           new RegExp(
-            `^Watch: +running \\(pid \\d+\\) since \\S+, ${repairs} repair\\(s\\), noticing with`,
+            `^Watch: +running \\(pid \\d+\\) since \\S+, ${repairs} repairs?, noticing with`,
             'm',
           ),
         );

@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readFileSync,
   readdirSync,
@@ -132,6 +133,12 @@ interface PlaybookRun {
 
 describeWith(['ansible-playbook'], 'examples/ansible: against localhost', () => {
   let dir = '';
+  /** The temp dir the playbook's tempfile task writes to: this test's own. */
+  const staging = (): string => {
+    const path = join(dir, 'staging');
+    mkdirSync(path, { recursive: true });
+    return path;
+  };
 
   beforeAll(() => {
     assertBuilt();
@@ -201,6 +208,8 @@ describeWith(['ansible-playbook'], 'examples/ansible: against localhost', () => 
           ANSIBLE_LOCAL_TEMP: join(dir, 'tmp'),
           ANSIBLE_REMOTE_TEMP: join(dir, 'tmp'),
           ANSIBLE_RETRY_FILES_ENABLED: 'false',
+          // tempfile stages the policy here: this run's own, so other runs' files never count.
+          TMPDIR: staging(),
         },
       },
     );
@@ -216,7 +225,7 @@ describeWith(['ansible-playbook'], 'examples/ansible: against localhost', () => 
 
   const noStagingLeft = (): void => {
     // The staging file is removed in `always`, also after a failure.
-    const staged = readdirSync(tmpdir()).filter((f) => /^ansible\..*\.moat\.yaml$/.test(f));
+    const staged = readdirSync(staging()).filter((f) => /^ansible\..*\.moat\.yaml$/.test(f));
     expect(staged).toEqual([]);
   };
 

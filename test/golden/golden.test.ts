@@ -7,26 +7,24 @@
 import { describe, expect, test } from '@jest/globals';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compile } from '../../src/compile/compile.js';
-import { hostFacts } from '../../src/compile/host-facts.js';
-import { readSnapshot } from '../../src/host/snapshot.js';
-import { renderRestore } from '../../src/netfilter/render-restore.js';
-import { diff } from '../../src/plan/diff.js';
+import { makePlan } from '../../src/app/plan.js';
+import { renderRestore } from '../../src/apply/render-restore.js';
 import { renderPlanJson } from '../../src/plan/render-json.js';
 import { renderPlanText } from '../../src/plan/render-text.js';
-import { parsePolicy } from '../../src/policy/parse.js';
+import { bufferContext } from '../support/app-context.js';
 
 const ROOT = new URL('../fixtures/golden/', import.meta.url).pathname;
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 const OUTPUTS = ['plan.txt', 'plan.json', 'restore.txt'];
 
+/** Exactly what `moat plan -f <case>/firewall.yaml --snapshot <case>/state` plans. */
 async function outputs(dir: string): Promise<Record<string, string>> {
-  const policyText = readFileSync(join(dir, 'firewall.yaml'), 'utf8');
-  const parsed = parsePolicy(policyText, 'firewall.yaml');
-  if (parsed.policy === undefined)
-    throw new Error(`invalid policy: ${JSON.stringify(parsed.diagnostics)}`);
-  const { live, inventory } = await readSnapshot(join(dir, 'state'));
-  const plan = diff(compile(parsed.policy, inventory, hostFacts(live)), live);
+  const { ctx } = bufferContext();
+  const { plan } = await makePlan(ctx, {
+    file: join(dir, 'firewall.yaml'),
+    snapshot: join(dir, 'state'),
+    backend: 'auto',
+  });
   const scripts = renderRestore(plan);
   const restore = [
     ['ipset restore (before)', scripts.ipsetBefore],

@@ -6,6 +6,7 @@ import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { compile } from '../../src/compile/compile.js';
+import type { Publication } from '../../src/compile/model.js';
 import { selectContainers } from '../../src/compile/select.js';
 import type { DockerContainer, Inventory } from '../../src/docker/model.js';
 import { inventoryFromApi } from '../../src/docker/normalize.js';
@@ -36,21 +37,19 @@ function exposedPorts(inv: Inventory): string[] {
     if (c.state !== 'running') continue;
     for (const p of c.ports) {
       if (p.hostIp.startsWith('127.') || p.hostIp === '::1' || p.protocol === 'sctp') continue;
-      out.add(`${p.hostPort}/${p.protocol}`);
+      out.add(`${p.hostPort ?? p.containerPort}/${p.protocol}`);
     }
   }
   return [...out].sort();
 }
 
-/** The labels of the exposures a desired state reports, single ports of ranges expanded. */
-function namedPorts(exposures: readonly { port: string }[]): string[] {
-  const out = new Set<string>();
-  for (const { port } of exposures) {
-    const [range = '', protocol = ''] = port.split('/');
-    const [first = 0, last = first] = range.split('-').map(Number);
-    for (let p = first; p <= last; p += 1) out.add(`${p}/${protocol}`);
-  }
-  return [...out].sort();
+/** The ports some policy rule names, as published by the containers. */
+function namedPorts(publications: readonly Publication[]): string[] {
+  return [
+    ...new Set(
+      publications.filter((p) => p.origins.length > 0).map((p) => `${p.port}/${p.protocol}`),
+    ),
+  ].sort();
 }
 
 /** The whole claim of `moat init`, checked against one inventory. */
@@ -65,10 +64,10 @@ function expectFaithful(inv: Inventory): Policy {
   // No uncovered-port (every exposed port is named), no group without a container, no container
   // in two groups.
   expect(desired.warnings).toEqual([]);
-  expect(desired.exposures.every((e) => e.reach === 'anyone')).toBe(true);
-  expect(namedPorts(desired.exposures)).toEqual(exposedPorts(inv));
+  expect(namedPorts(desired.publications)).toEqual(exposedPorts(inv));
 
   const plan = diff(desired, dockerHost());
+  expect(plan.exposures.every((e) => e.paths.every((p) => p.now.anyone))).toBe(true);
   expect(plan.steps).toEqual([]);
   expect(plan.summary).toEqual({ add: 0, change: 0, destroy: 0 });
 
@@ -112,7 +111,11 @@ describe('initialPolicy', () => {
     expect(tightened).not.toEqual(initialPolicy(inv));
     const plan = diff(compile(parsed(tightened), inv), dockerHost());
     expect(plan.steps.length).toBeGreaterThan(0);
-    expect(plan.exposures).toContainEqual({ group: 'ghost', port: '2368/tcp', reach: 'host only' });
+    const ghost = plan.exposures.find((e) => e.container === 'ghost' && e.port === 2368);
+    expect(ghost?.paths.map((p) => p.now)).toEqual([
+      { anyone: false, sources: [] },
+      { anyone: false, sources: [] },
+    ]);
   });
 
   test('awkward names, compose, ranges, bound addresses, sctp, stopped and portless containers', () => {

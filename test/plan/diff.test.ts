@@ -2,7 +2,7 @@ import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { compile } from '../../src/compile/compile.js';
 import { diff } from '../../src/plan/diff.js';
-import { renderRestore } from '../../src/netfilter/render-restore.js';
+import { renderRestore } from '../../src/apply/render-restore.js';
 import { renderPlanText } from '../../src/plan/render-text.js';
 import { planFromDocument, renderPlanJson } from '../../src/plan/render-json.js';
 import type { LiveChain, LiveNetfilter } from '../../src/netfilter/model.js';
@@ -13,6 +13,7 @@ import {
   dockerHost,
   group,
   inventory,
+  managedIpset,
   policy,
   ruleOf,
   tcp,
@@ -184,7 +185,13 @@ describe('diff', () => {
     expect(lines[0]).toBe('*filter');
     expect(lines.at(-1)).toBe('COMMIT');
     const declared = lines.filter((l) => l.startsWith(':'));
-    expect(declared).toHaveLength(3);
+    expect(declared).toEqual([
+      ':MOAT-FORWARD - [0:0]',
+      ':MOAT-INPUT - [0:0]',
+      ':MOAT-INGRESS - [0:0]',
+      ':MOAT-DIRECT - [0:0]',
+      ':MOAT-DIRECT-PORTS - [0:0]',
+    ]);
     const firstRule = lines.findIndex((l) => l.startsWith('-'));
     expect(Math.max(...declared.map((d) => lines.indexOf(d)))).toBeLessThan(firstRule);
     expect(
@@ -193,5 +200,50 @@ describe('diff', () => {
         .every((l) => /^-A MOAT-\S+ -m comment --comment "moat:[0-9a-f]{12}" /.test(l)),
     ).toBe(true);
     expect(lines.filter((l) => l.startsWith('-I '))).toHaveLength(2);
+  });
+
+  test('a host that matches says nothing about reach: no "was:" for sources of every kind', () => {
+    const p = policy(
+      [
+        group('ghost', {
+          ingress: [
+            {
+              ports: [tcp(2368)],
+              from: [
+                { kind: 'host' },
+                { kind: 'ipset', set: 'office' },
+                { kind: 'container', group: 'api' },
+                { kind: 'cidr', block: { family: 'ipv4', cidr: '203.0.113.7/32' } },
+              ],
+            },
+          ],
+        }),
+        group('api'),
+      ],
+      { ipsets: new Map([managedIpset('office', 'hash:net', ['198.51.100.0/24'])]) },
+    );
+    const inv = inventory(
+      container('ghost', '172.17.0.2', [{ host: 2368 }]),
+      container('api', '172.17.0.3'),
+    );
+    const desired = compile(p, inv);
+    const first = renderPlanText(diff(desired, dockerHost()), { color: false });
+    expect(first).toContain(
+      'ghost 2368/tcp: reachable from host, container:api, 203.0.113.7/32, ipset:office (was: anyone)',
+    );
+    const plan = diff(desired, appliedLive(desired, dockerHost()));
+    expect(plan.steps).toEqual([]);
+    const text = renderPlanText(plan, { color: false });
+    expect(text).not.toContain('was:');
+    expect(text).toContain('No changes.');
+  });
+
+  test('creating managed ipsets on a host moat never touched is a change of policy, not drift', () => {
+    const p = policy([group('mailer')], {
+      ipsets: new Map([managedIpset('relays', 'hash:net', ['198.51.100.25'])]),
+    });
+    const plan = diff(compile(p, inventory()), dockerHost());
+    expect(plan.steps.map((step) => [step.kind, step.reason])).toEqual([['create-set', 'policy']]);
+    expect(renderPlanText(plan, { color: false })).not.toContain('drift');
   });
 });

@@ -59,6 +59,7 @@ describe('docs/policy.md', () => {
         'name',
         'ports',
         'project',
+        'restrict_host_services',
         'select',
         'service',
         'to',

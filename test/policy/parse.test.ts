@@ -26,7 +26,7 @@ describe('invalid files: exact messages and locations', () => {
     [
       'only a comment',
       '# nothing\n',
-      ['1:1 error empty the file is empty; a policy starts with `version: 1`'],
+      ['1:1 error empty the file holds only comments; a policy starts with `version: 1`'],
     ],
     [
       'top level is a list',
@@ -69,14 +69,14 @@ describe('invalid files: exact messages and locations', () => {
       'version: 1\ncontainers:\n  ghost:\n    ingress:\n      - ports: [2368]\n        form: [host]\n',
       [
         '5:9 error missing-key missing required key `from`',
-        '6:9 error unknown-key unknown key `form` (expected one of: ports, from)',
+        '6:9 error unknown-key unknown key `form` (expected one of: ports, from, restrict_host_services); did you mean `from`?',
       ],
     ],
     [
       'unknown top-level key',
       'version: 1\ncontainer: {}\n',
       [
-        '2:1 error unknown-key unknown key `container` (expected one of: version, defaults, ipsets, containers)',
+        '2:1 error unknown-key unknown key `container` (expected one of: version, defaults, ipsets, containers); did you mean `containers`?',
       ],
     ],
     [

@@ -13,6 +13,8 @@ export interface RunningMoat {
   /** The node process's pid (nsenter --net execs without forking), also its process group. */
   readonly pid: number;
   readonly done: Promise<CliResult & { signal: NodeJS.Signals | null }>;
+  /** What it printed so far, while it runs. */
+  readonly output: () => { stdout: string; stderr: string };
 }
 
 /**
@@ -47,7 +49,7 @@ export function startMoat(
       resolve({ stdout, stderr, status: status ?? -1, signal });
     });
   });
-  return { pid: child.pid, done };
+  return { pid: child.pid, done, output: () => ({ stdout, stderr }) };
 }
 
 function groupAlive(pgid: number): boolean {

@@ -1,6 +1,6 @@
 /** Small builders for pure tests: policies, inventories and live states without a kernel. */
 import type { DesiredState } from '../../src/compile/model.js';
-import type { DockerContainer, Inventory } from '../../src/docker/model.js';
+import type { DockerContainer, DockerNetwork, Inventory } from '../../src/docker/model.js';
 import type { LiveChain, LiveNetfilter, LiveRule, LiveRuleset } from '../../src/netfilter/model.js';
 import type {
   ContainerGroup,
@@ -59,8 +59,39 @@ export function container(
   };
 }
 
+/** A bridge network: `bridge` is docker0; others get `br-` and their id's first 12 characters. */
+export function bridgeNetwork(
+  name: string,
+  id: string,
+  extra: Partial<DockerNetwork> = {},
+): DockerNetwork {
+  return {
+    id,
+    name,
+    driver: 'bridge',
+    bridge: name === 'bridge' ? 'docker0' : `br-${id.padEnd(12, '0').slice(0, 12)}`,
+    internal: false,
+    subnets: [],
+    ipv6: false,
+    gatewayMode: { ipv4: 'nat', ipv6: 'nat' },
+    ...extra,
+  };
+}
+
+/** Containers, and the bridge networks they are attached to (nat mode unless given). */
 export function inventory(...containers: DockerContainer[]): Inventory {
-  return { containers, networks: [] };
+  return inventoryWith([], ...containers);
+}
+
+export function inventoryWith(
+  networks: DockerNetwork[],
+  ...containers: DockerContainer[]
+): Inventory {
+  const all = new Map(networks.map((n) => [n.id, n] as const));
+  for (const c of containers)
+    for (const a of c.attachments)
+      if (!all.has(a.networkId)) all.set(a.networkId, bridgeNetwork(a.network, a.networkId));
+  return { containers, networks: [...all.values()] };
 }
 
 /** Docker's filter chains as a 20.10 host has them, with an optional user rule in DOCKER-USER. */

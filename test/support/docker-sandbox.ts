@@ -186,10 +186,16 @@ export class DockerSandbox {
   /**
    * @param options.ipv6Client give the host and wan ends of the link IPv6 addresses (default true)
    * @param options.daemonArgs extra dockerd flags, e.g. `--userland-proxy=false`
+   * @param options.binDir a directory holding another release's dockerd and docker-proxy
+   *   (test/support/docker-release.ts), searched first; default: the dockerd on PATH
+   * @param options.ipForward turn forwarding on before dockerd starts (Docker 29's nftables
+   *   backend does not, and will not start without it)
    */
   static async start(options?: {
     ipv6Client?: boolean;
     daemonArgs?: readonly string[];
+    binDir?: string;
+    ipForward?: boolean;
   }): Promise<DockerSandbox> {
     const host = NetNs.create('dh');
     let wan: NetNs;
@@ -210,7 +216,10 @@ export class DockerSandbox {
     const sandbox = new DockerSandbox(host, wan, dir);
     try {
       sandbox.linkWan(options?.ipv6Client ?? true);
-      await sandbox.startDaemon(options?.daemonArgs ?? []);
+      if (options?.ipForward === true) {
+        host.exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+      }
+      await sandbox.startDaemon(options?.daemonArgs ?? [], options?.binDir);
       sandbox.importBusybox();
       return sandbox;
     } catch (error) {
@@ -254,7 +263,7 @@ export class DockerSandbox {
     ip('-n', this.wan.name, 'link', 'set', 'vd1', 'up');
   }
 
-  private async startDaemon(extraArgs: readonly string[]): Promise<void> {
+  private async startDaemon(extraArgs: readonly string[], binDir?: string): Promise<void> {
     const tag = `moat-test-${randomBytes(4).toString('hex')}`;
     mkdirSync(join(this.dir, 'data'));
     mkdirSync(join(this.dir, 'exec'));
@@ -268,7 +277,7 @@ export class DockerSandbox {
         'nsenter',
         [
           `--net=${this.host.path}`,
-          which('dockerd'),
+          binDir === undefined ? which('dockerd') : join(binDir, 'dockerd'),
           '--config-file',
           config,
           '--data-root',
@@ -287,9 +296,15 @@ export class DockerSandbox {
           '5',
           ...extraArgs,
         ],
-        // The test's own process.env (jest gives each test file a copy): a test that puts
-        // other iptables first on PATH gets a daemon that uses them.
-        { detached: true, stdio: ['ignore', log, log], env: process.env },
+        {
+          detached: true,
+          stdio: ['ignore', log, log],
+          // dockerd finds docker-proxy (and runc, for 29) on its PATH.
+          env:
+            binDir === undefined
+              ? process.env
+              : { ...process.env, PATH: `${binDir}:${process.env.PATH ?? ''}` },
+        },
       );
       child.on('error', () => undefined);
       child.unref();

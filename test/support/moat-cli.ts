@@ -1,6 +1,6 @@
 /** Runs the built moat CLI inside a test's network namespace, as a user would run it. */
 import { afterAll } from '@jest/globals';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -37,6 +37,10 @@ export class PolicyDir {
     return this.file;
   }
 
+  read(): string {
+    return readFileSync(this.file, 'utf8');
+  }
+
   remove(): void {
     rmSync(this.dir, { recursive: true, force: true });
   }
@@ -64,7 +68,7 @@ export function moat(
   assertBuilt();
   const defaults = {
     NO_COLOR: '1',
-    MOAT_STATE_DIR: join(scratchDir(), 'state'),
+    MOAT_HISTORY_DIR: join(scratchDir(), 'state'),
     MOAT_LOCK_FILE: join(scratchDir(), 'moat.lock'),
   };
   return host.execInHost(process.execPath, [CLI, ...args], { env: { ...defaults, ...env } });

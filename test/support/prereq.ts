@@ -16,7 +16,14 @@ export type Prerequisite =
   | 'busybox'
   | 'curl'
   | 'systemd-analyze'
-  | 'ansible-playbook';
+  | 'ansible-playbook'
+  | 'visudo'
+  | 'dnsmasq'
+  | 'dpkg-deb'
+  | 'lintian'
+  | 'debootstrap'
+  | 'man'
+  | 'zsh';
 
 const COMMANDS: Record<Exclude<Prerequisite, 'root'>, string> = {
   iptables: 'iptables-nft-restore',
@@ -29,6 +36,13 @@ const COMMANDS: Record<Exclude<Prerequisite, 'root'>, string> = {
   curl: 'curl',
   'systemd-analyze': 'systemd-analyze',
   'ansible-playbook': 'ansible-playbook',
+  visudo: 'visudo',
+  dnsmasq: 'dnsmasq',
+  'dpkg-deb': 'dpkg-deb',
+  lintian: 'lintian',
+  debootstrap: 'debootstrap',
+  man: 'man',
+  zsh: 'zsh',
 };
 
 function hasCommand(name: string): boolean {

@@ -231,6 +231,11 @@ const schema31 = {
                     errorMessage: 'expected one of host, any, a CIDR, ipset:NAME, container:GROUP',
                   },
                 },
+                restrict_host_services: {
+                  description:
+                    "true: also restrict these ports where a program of the host itself (not Docker's proxy) listens on them, such as sshd on 22. Without it moat refuses a rule that would restrict a host service, so a typo cannot lock you out.",
+                  type: 'boolean',
+                },
               },
             },
           },
@@ -2149,7 +2154,11 @@ function validate20(
                       errors++;
                     }
                     for (const key11 in data24) {
-                      if (!(key11 === 'ports' || key11 === 'from')) {
+                      if (!(
+                        key11 === 'ports' ||
+                        key11 === 'from' ||
+                        key11 === 'restrict_host_services'
+                      )) {
                         const err55 = {
                           instancePath:
                             instancePath +
@@ -2367,8 +2376,40 @@ function validate20(
                         }
                       }
                     }
+                    if (data24.restrict_host_services !== undefined) {
+                      let data28 = data24.restrict_host_services;
+                      if (typeof data28 !== 'boolean') {
+                        const err61 = {
+                          instancePath:
+                            instancePath +
+                            '/containers/' +
+                            key7.replace(/~/g, '~0').replace(/\//g, '~1') +
+                            '/ingress/' +
+                            i2 +
+                            '/restrict_host_services',
+                          schemaPath:
+                            '#/properties/containers/additionalProperties/properties/ingress/items/properties/restrict_host_services/type',
+                          keyword: 'type',
+                          params: { type: 'boolean' },
+                          message: 'must be boolean',
+                          schema:
+                            schema31.properties.containers.additionalProperties.properties.ingress
+                              .items.properties.restrict_host_services.type,
+                          parentSchema:
+                            schema31.properties.containers.additionalProperties.properties.ingress
+                              .items.properties.restrict_host_services,
+                          data: data28,
+                        };
+                        if (vErrors === null) {
+                          vErrors = [err61];
+                        } else {
+                          vErrors.push(err61);
+                        }
+                        errors++;
+                      }
+                    }
                   } else {
-                    const err61 = {
+                    const err62 = {
                       instancePath:
                         instancePath +
                         '/containers/' +
@@ -2389,15 +2430,15 @@ function validate20(
                       data: data24,
                     };
                     if (vErrors === null) {
-                      vErrors = [err61];
+                      vErrors = [err62];
                     } else {
-                      vErrors.push(err61);
+                      vErrors.push(err62);
                     }
                     errors++;
                   }
                 }
               } else {
-                const err62 = {
+                const err63 = {
                   instancePath:
                     instancePath +
                     '/containers/' +
@@ -2415,19 +2456,19 @@ function validate20(
                   data: data23,
                 };
                 if (vErrors === null) {
-                  vErrors = [err62];
+                  vErrors = [err63];
                 } else {
-                  vErrors.push(err62);
+                  vErrors.push(err63);
                 }
                 errors++;
               }
             }
             if (data15.egress !== undefined) {
-              let data28 = data15.egress;
-              if (data28 && typeof data28 == 'object' && !Array.isArray(data28)) {
-                for (const key12 in data28) {
+              let data29 = data15.egress;
+              if (data29 && typeof data29 == 'object' && !Array.isArray(data29)) {
+                for (const key12 in data29) {
                   if (!(key12 === 'default' || key12 === 'allow' || key12 === 'deny')) {
-                    const err63 = {
+                    const err64 = {
                       instancePath:
                         instancePath +
                         '/containers/' +
@@ -2441,20 +2482,20 @@ function validate20(
                       schema: false,
                       parentSchema:
                         schema31.properties.containers.additionalProperties.properties.egress,
-                      data: data28,
+                      data: data29,
                     };
                     if (vErrors === null) {
-                      vErrors = [err63];
+                      vErrors = [err64];
                     } else {
-                      vErrors.push(err63);
+                      vErrors.push(err64);
                     }
                     errors++;
                   }
                 }
-                if (data28.default !== undefined) {
-                  let data29 = data28.default;
-                  if (!(data29 === 'allow' || data29 === 'deny')) {
-                    const err64 = {
+                if (data29.default !== undefined) {
+                  let data30 = data29.default;
+                  if (!(data30 === 'allow' || data30 === 'deny')) {
+                    const err65 = {
                       instancePath:
                         instancePath +
                         '/containers/' +
@@ -2475,30 +2516,30 @@ function validate20(
                       parentSchema:
                         schema31.properties.containers.additionalProperties.properties.egress
                           .properties.default,
-                      data: data29,
+                      data: data30,
                     };
                     if (vErrors === null) {
-                      vErrors = [err64];
+                      vErrors = [err65];
                     } else {
-                      vErrors.push(err64);
+                      vErrors.push(err65);
                     }
                     errors++;
                   }
                 }
-                if (data28.allow !== undefined) {
-                  let data30 = data28.allow;
-                  if (Array.isArray(data30)) {
-                    const len4 = data30.length;
+                if (data29.allow !== undefined) {
+                  let data31 = data29.allow;
+                  if (Array.isArray(data31)) {
+                    const len4 = data31.length;
                     for (let i4 = 0; i4 < len4; i4++) {
                       if (
-                        !validate23(data30[i4], {
+                        !validate23(data31[i4], {
                           instancePath:
                             instancePath +
                             '/containers/' +
                             key7.replace(/~/g, '~0').replace(/\//g, '~1') +
                             '/egress/allow/' +
                             i4,
-                          parentData: data30,
+                          parentData: data31,
                           parentDataProperty: i4,
                           rootData,
                           dynamicAnchors,
@@ -2510,7 +2551,7 @@ function validate20(
                       }
                     }
                   } else {
-                    const err65 = {
+                    const err66 = {
                       instancePath:
                         instancePath +
                         '/containers/' +
@@ -2527,30 +2568,30 @@ function validate20(
                       parentSchema:
                         schema31.properties.containers.additionalProperties.properties.egress
                           .properties.allow,
-                      data: data30,
+                      data: data31,
                     };
                     if (vErrors === null) {
-                      vErrors = [err65];
+                      vErrors = [err66];
                     } else {
-                      vErrors.push(err65);
+                      vErrors.push(err66);
                     }
                     errors++;
                   }
                 }
-                if (data28.deny !== undefined) {
-                  let data32 = data28.deny;
-                  if (Array.isArray(data32)) {
-                    const len5 = data32.length;
+                if (data29.deny !== undefined) {
+                  let data33 = data29.deny;
+                  if (Array.isArray(data33)) {
+                    const len5 = data33.length;
                     for (let i5 = 0; i5 < len5; i5++) {
                       if (
-                        !validate23(data32[i5], {
+                        !validate23(data33[i5], {
                           instancePath:
                             instancePath +
                             '/containers/' +
                             key7.replace(/~/g, '~0').replace(/\//g, '~1') +
                             '/egress/deny/' +
                             i5,
-                          parentData: data32,
+                          parentData: data33,
                           parentDataProperty: i5,
                           rootData,
                           dynamicAnchors,
@@ -2562,7 +2603,7 @@ function validate20(
                       }
                     }
                   } else {
-                    const err66 = {
+                    const err67 = {
                       instancePath:
                         instancePath +
                         '/containers/' +
@@ -2579,18 +2620,18 @@ function validate20(
                       parentSchema:
                         schema31.properties.containers.additionalProperties.properties.egress
                           .properties.deny,
-                      data: data32,
+                      data: data33,
                     };
                     if (vErrors === null) {
-                      vErrors = [err66];
+                      vErrors = [err67];
                     } else {
-                      vErrors.push(err66);
+                      vErrors.push(err67);
                     }
                     errors++;
                   }
                 }
               } else {
-                const err67 = {
+                const err68 = {
                   instancePath:
                     instancePath +
                     '/containers/' +
@@ -2604,18 +2645,18 @@ function validate20(
                     schema31.properties.containers.additionalProperties.properties.egress.type,
                   parentSchema:
                     schema31.properties.containers.additionalProperties.properties.egress,
-                  data: data28,
+                  data: data29,
                 };
                 if (vErrors === null) {
-                  vErrors = [err67];
+                  vErrors = [err68];
                 } else {
-                  vErrors.push(err67);
+                  vErrors.push(err68);
                 }
                 errors++;
               }
             }
           } else {
-            const err68 = {
+            const err69 = {
               instancePath:
                 instancePath + '/containers/' + key7.replace(/~/g, '~0').replace(/\//g, '~1'),
               schemaPath: '#/properties/containers/additionalProperties/type',
@@ -2627,15 +2668,15 @@ function validate20(
               data: data15,
             };
             if (vErrors === null) {
-              vErrors = [err68];
+              vErrors = [err69];
             } else {
-              vErrors.push(err68);
+              vErrors.push(err69);
             }
             errors++;
           }
         }
       } else {
-        const err69 = {
+        const err70 = {
           instancePath: instancePath + '/containers',
           schemaPath: '#/properties/containers/type',
           keyword: 'type',
@@ -2646,15 +2687,15 @@ function validate20(
           data: data14,
         };
         if (vErrors === null) {
-          vErrors = [err69];
+          vErrors = [err70];
         } else {
-          vErrors.push(err69);
+          vErrors.push(err70);
         }
         errors++;
       }
     }
   } else {
-    const err70 = {
+    const err71 = {
       instancePath,
       schemaPath: '#/type',
       keyword: 'type',
@@ -2665,9 +2706,9 @@ function validate20(
       data,
     };
     if (vErrors === null) {
-      vErrors = [err70];
+      vErrors = [err71];
     } else {
-      vErrors.push(err70);
+      vErrors.push(err71);
     }
     errors++;
   }
