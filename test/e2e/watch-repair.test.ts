@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DockerSandbox } from '../support/docker-sandbox.js';
-import { assertBuilt, CLI, moat, PolicyDir, scratchDir } from '../support/moat-cli.js';
+import { assertBuilt, cliEnv, CLI, moat, PolicyDir } from '../support/moat-cli.js';
 import { describeWith } from '../support/prereq.js';
 
 const POLICY = `version: 1
@@ -62,9 +62,7 @@ class Watch {
         env: {
           ...process.env,
           ...sandbox.env,
-          NO_COLOR: '1',
-          MOAT_HISTORY_DIR: join(scratchDir(), 'state'),
-          MOAT_LOCK_FILE: join(scratchDir(), 'moat.lock'),
+          ...cliEnv(),
         },
         stdio: 'pipe',
       },
@@ -132,6 +130,16 @@ const TAMPERS: Tamper[] = [
     name: 'iptables -F DOCKER-USER (a firewall reload)',
     script: 'iptables -F DOCKER-USER',
     drift: /add-jump ipv4 DOCKER-USER/,
+  },
+  {
+    name: "deleting moat's jump from INPUT",
+    script: "iptables -S INPUT | grep -e '-j MOAT-INPUT' | sed 's/^-A/-D/' | xargs iptables",
+    drift: /add-jump ipv4 INPUT/,
+  },
+  {
+    name: 'iptables -F MOAT-INGRESS',
+    script: 'iptables -F MOAT-INGRESS',
+    drift: /update-chain ipv4 MOAT-INGRESS/,
   },
   {
     name: 'ip6tables -F MOAT-INPUT',
