@@ -8,11 +8,11 @@ import { UserError } from '../core/errors.js';
 import { withLock } from '../host/lock.js';
 import { openLiveHost } from '../host/read-host.js';
 import { driftedObjects } from '../plan/drift.js';
-import { recordRun, type RunRecord } from '../state/runs.js';
+import type { RunRecord } from '../state/runs.js';
 import type { ApplyOutcome, HostRead } from './apply-locked.js';
 import { DEFAULT_POLICY_FILE, type ApplyOptions } from './apply-options.js';
 import type { Context } from './context.js';
-import { refreshMetricsFile } from './metrics-file.js';
+import { rememberRun } from './metrics-file.js';
 import type { LoadedPolicy } from './policy-input.js';
 import { policyPath, STDIN, type PolicySource } from './policy-path.js';
 import type { SavedPlan } from './saved-plan.js';
@@ -26,18 +26,6 @@ async function gitRevision(ctx: Context, path: string): Promise<string | undefin
     return result.exitCode === 0 ? result.stdout.trim() : undefined;
   } catch {
     return undefined; // no git on this host
-  }
-}
-
-/** Records the run and refreshes the metrics file; a failure here never fails the apply. */
-async function remember(ctx: Context, options: ApplyOptions, record: RunRecord): Promise<void> {
-  try {
-    await recordRun(options.stateDir, record);
-    if (options.metricsFile !== undefined) {
-      await refreshMetricsFile(options.stateDir, options.metricsFile, record.backend);
-    }
-  } catch (error) {
-    ctx.view.warn(`could not record this run in ${options.stateDir}: ${(error as Error).message}`);
   }
 }
 
@@ -111,7 +99,7 @@ export async function applyCommand(
     try {
       inputs = await readInputs(ctx, options);
     } catch (error) {
-      await remember(ctx, options, failed(error));
+      await rememberRun(ctx, options, failed(error));
       throw error;
     }
     const { saved, policy } = inputs;
@@ -120,7 +108,7 @@ export async function applyCommand(
     try {
       outcome = await (await locked).applyLocked(ctx, options, policy, saved, await reading);
     } catch (error) {
-      await remember(ctx, options, failed(error, policy.sha256));
+      await rememberRun(ctx, options, failed(error, policy.sha256));
       throw error;
     }
     const gitRevisionNow = await revision;
@@ -136,7 +124,7 @@ export async function applyCommand(
       ...(drifted.length > 0 ? { drifted } : {}),
       backend: outcome.backend,
     };
-    await remember(ctx, options, record);
+    await rememberRun(ctx, options, record);
     observe?.(outcome);
     ctx.view.event('apply', { ...record });
     return outcome.exitCode;

@@ -3,9 +3,29 @@
  * (repairs, fights). Written after every run and after every change of watch's state.
  */
 import { renderMetrics } from '../state/metrics.js';
-import { readHistory, writeAtomically } from '../state/runs.js';
+import { readHistory, recordRun, writeAtomically, type RunRecord } from '../state/runs.js';
 import { readRunningWatch } from '../state/watch-state.js';
+import type { Context } from './context.js';
 import { TOOL_VERSION } from './version.js';
+
+/**
+ * Records a run (an apply, a watch repair) and refreshes the metrics file; a failure here is a
+ * warning and never fails the run.
+ */
+export async function rememberRun(
+  ctx: Context,
+  options: { readonly stateDir: string; readonly metricsFile?: string | undefined },
+  record: RunRecord,
+): Promise<void> {
+  try {
+    await recordRun(options.stateDir, record);
+    if (options.metricsFile !== undefined) {
+      await refreshMetricsFile(options.stateDir, options.metricsFile, record.backend);
+    }
+  } catch (error) {
+    ctx.view.warn(`could not record this run in ${options.stateDir}: ${(error as Error).message}`);
+  }
+}
 
 export async function refreshMetricsFile(
   stateDir: string,

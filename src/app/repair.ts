@@ -16,10 +16,9 @@ import { diff } from '../plan/diff.js';
 import { describeStep } from '../plan/drift.js';
 import { isEmptyPlan } from '../plan/model.js';
 import type { Family } from '../policy/model.js';
-import { recordRun, type RunRecord } from '../state/runs.js';
 import { scopeDesired, type LookScope } from '../watch/scope.js';
 import type { Context } from './context.js';
-import { refreshMetricsFile } from './metrics-file.js';
+import { rememberRun } from './metrics-file.js';
 
 export interface RepairTarget {
   readonly desired: DesiredState;
@@ -77,7 +76,7 @@ export async function inspectAndRepair(
         live,
       );
     } catch (error) {
-      await remember(ctx, options, {
+      await rememberRun(ctx, options, {
         ...base,
         duration_ms: Date.now() - started,
         result: 'failed',
@@ -87,7 +86,7 @@ export async function inspectAndRepair(
       });
       throw error;
     }
-    await remember(ctx, options, {
+    await rememberRun(ctx, options, {
       ...base,
       duration_ms: Date.now() - started,
       result: 'changed',
@@ -99,17 +98,4 @@ export async function inspectAndRepair(
     });
     return { drift, repaired: true };
   });
-}
-
-async function remember(ctx: Context, options: RepairOptions, record: RunRecord): Promise<void> {
-  try {
-    await recordRun(options.stateDir, record);
-    if (options.metricsFile !== undefined) {
-      await refreshMetricsFile(options.stateDir, options.metricsFile, record.backend);
-    }
-  } catch (error) {
-    ctx.io.err(
-      `moat: warning: could not record this run in ${options.stateDir}: ${(error as Error).message}\n`,
-    );
-  }
 }

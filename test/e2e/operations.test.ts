@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DockerSandbox } from '../support/docker-sandbox.js';
-import { CLI, moat, PolicyDir, scratchDir } from '../support/moat-cli.js';
+import { cliEnv, CLI, moat, PolicyDir, scratchDir } from '../support/moat-cli.js';
 import { describeWith } from '../support/prereq.js';
 
 const HOST_ONLY = `version: 1
@@ -142,9 +142,7 @@ describeWith(['root', 'dockerd', 'iptables', 'ip', 'busybox', 'curl'], 'operatio
         env: {
           ...process.env,
           ...sandbox.env,
-          NO_COLOR: '1',
-          MOAT_HISTORY_DIR: join(scratchDir(), 'state'),
-          MOAT_LOCK_FILE: join(scratchDir(), 'moat.lock'),
+          ...cliEnv(),
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       },

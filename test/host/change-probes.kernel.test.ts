@@ -72,6 +72,16 @@ async function reportsOnly(ns: NetNs, recorder: Recorder, change: () => void): P
   expect(await recorder.more(quiet)).toBe(true);
 }
 
+/** A new chain, a rule added, a flush (IPv4) and a new chain (IPv6): each reported alone. */
+async function reportsNftChanges(ns: NetNs, recorder: Recorder): Promise<void> {
+  await reportsOnly(ns, recorder, () => ns.exec('iptables-nft', ['-N', 'MOAT-FORWARD']));
+  await reportsOnly(ns, recorder, () =>
+    ns.exec('iptables-nft', ['-A', 'MOAT-FORWARD', '-j', 'RETURN']),
+  );
+  await reportsOnly(ns, recorder, () => ns.exec('iptables-nft', ['-F', 'MOAT-FORWARD']));
+  await reportsOnly(ns, recorder, () => ns.exec('ip6tables-nft', ['-N', 'MOAT-INPUT']));
+}
+
 describe('ruleProbeCommand', () => {
   const has =
     (...names: string[]) =>
@@ -120,12 +130,7 @@ describeWith(['root', 'ip', 'iptables', 'nft'], 'xtables-monitor probe (kernel)'
     await withProbe(
       (ns, r) => startProbe(inside(ns, spec), r.listener),
       async (ns, recorder) => {
-        await reportsOnly(ns, recorder, () => ns.exec('iptables-nft', ['-N', 'MOAT-FORWARD']));
-        await reportsOnly(ns, recorder, () =>
-          ns.exec('iptables-nft', ['-A', 'MOAT-FORWARD', '-j', 'RETURN']),
-        );
-        await reportsOnly(ns, recorder, () => ns.exec('iptables-nft', ['-F', 'MOAT-FORWARD']));
-        await reportsOnly(ns, recorder, () => ns.exec('ip6tables-nft', ['-N', 'MOAT-INPUT']));
+        await reportsNftChanges(ns, recorder);
         expect(new Set(recorder.changes)).toEqual(new Set(['xtables-monitor']));
       },
     );
@@ -166,12 +171,7 @@ describeWith(['root', 'ip', 'iptables', 'nft'], 'nft monitor probe (kernel)', ()
     await withProbe(
       (ns, r) => startProbe(inside(ns, spec), r.listener),
       async (ns, recorder) => {
-        await reportsOnly(ns, recorder, () => ns.exec('iptables-nft', ['-N', 'MOAT-FORWARD']));
-        await reportsOnly(ns, recorder, () =>
-          ns.exec('iptables-nft', ['-A', 'MOAT-FORWARD', '-j', 'RETURN']),
-        );
-        await reportsOnly(ns, recorder, () => ns.exec('iptables-nft', ['-F', 'MOAT-FORWARD']));
-        await reportsOnly(ns, recorder, () => ns.exec('ip6tables-nft', ['-N', 'MOAT-INPUT']));
+        await reportsNftChanges(ns, recorder);
       },
     );
   });

@@ -1,32 +1,10 @@
 /** Which of moat's objects a look reads, from the change notices' hints. */
 import { describe, expect, test } from '@jest/globals';
-import { compile } from '../../src/compile/compile.js';
 import { diff } from '../../src/plan/diff.js';
 import { concerns, EVERYTHING, ScopeBuilder, scopeDesired } from '../../src/watch/scope.js';
-import {
-  appliedLive,
-  container,
-  dockerHost,
-  group,
-  inventory,
-  managedIpset,
-  policy,
-  tcp,
-} from '../support/builders.js';
+import { appliedLive, dockerHost, ghostWithOffice } from '../support/builders.js';
 
-const desired = compile(
-  policy(
-    [
-      group('ghost', {
-        ingress: [
-          { ports: [tcp(2368)], from: [{ kind: 'host' }, { kind: 'ipset', set: 'office' }] },
-        ],
-      }),
-    ],
-    { ipsets: new Map([managedIpset('office', 'hash:net', ['198.51.100.0/24'])]) },
-  ),
-  inventory(container('ghost', '172.17.0.2', [{ host: 2368 }])),
-);
+const desired = ghostWithOffice();
 
 describe('scope', () => {
   test("hints about moat's chains, hooks and sets concern it; Docker's own chains do not", () => {
