@@ -1,7 +1,8 @@
 /**
  * A fake Docker Engine API on a unix socket: just the calls moat makes (src/docker/inventory.ts:
  * GET /version, then /vX/containers/json and /vX/networks), answered from a generated inventory,
- * and the event stream `moat watch` follows (GET /events, kept open and quiet).
+ * and the event stream `moat watch` follows (GET /events, kept open; quiet unless the benchmark
+ * emits an event).
  * The benchmark measures moat, not dockerd.
  */
 import { createServer, type Server, type ServerResponse } from 'node:http';
@@ -65,6 +66,19 @@ export class FakeDockerApi {
   serve(inventory: BenchInventory): void {
     this.answers.containers = JSON.stringify(containersAnswer(inventory));
     this.answers.networks = JSON.stringify(networksAnswer(inventory));
+  }
+
+  /** Sends one event (`{Type, Action, Actor: {Attributes: {name}}}`) to every open stream. */
+  emit(type: string, action: string, name: string): void {
+    const now = Date.now();
+    const event = {
+      Type: type,
+      Action: action,
+      Actor: { ID: name, Attributes: { name } },
+      time: Math.floor(now / 1000),
+      timeNano: now * 1_000_000,
+    };
+    for (const stream of this.streams) stream.write(JSON.stringify(event) + '\n');
   }
 
   close(): Promise<void> {

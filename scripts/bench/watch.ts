@@ -8,9 +8,12 @@
  * tampering command exits (its change is committed by then) to that time.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FakeDockerApi } from './docker-api.js';
+import { makeInventory, type BenchInventory } from './host.js';
+import { policyYaml } from './policy.js';
 import { median } from './report.js';
 import { CLI, openBenchHost, type Backend, type Modules } from './scenario.js';
 
@@ -38,6 +41,17 @@ export const TAMPERINGS: readonly Tampering[] = [
     ],
   },
 ];
+
+/**
+ * Not a tampering: Docker starts a container the policy names (its name and ports) after watch's
+ * last pass. Measured from the start event to the end of the pass that wrote its rules (watch's
+ * default `--debounce 2s` included). The fail-closed defaults hold it meanwhile; with this
+ * benchmark's `defaults: allow`, its port is open until then.
+ */
+export const LATE_CONTAINER = 'a late container (start event → its rules applied)';
+
+/** The columns of the latency table: each tampering, then the late container. */
+export const MEASURED: readonly string[] = [...TAMPERINGS.map((t) => t.name), LATE_CONTAINER];
 
 export interface WatchRow {
   readonly backend: Backend;
@@ -159,9 +173,15 @@ export async function watchScenario(
   try {
     const s = bench.scenario;
     const fullRead = (await s.rawRead('filter')).total;
+    // The policy also names one more container than Docker runs: the late one.
+    const withLate = makeInventory(bench.inventory.containers.length + 1);
+    const late = withLate.containers.at(-1);
+    if (late === undefined) throw new Error('no late container');
+    const policy = join(bench.dir, 'with-late.yaml');
+    writeFileSync(policy, policyYaml(withLate));
     watch = new RunningWatch(
       bench.ns.name,
-      ['-f', bench.policy, '--backend', backend, '--log-format', 'json'],
+      ['-f', policy, '--backend', backend, '--log-format', 'json'],
       {
         DOCKER_HOST: `unix://${api.socketPath}`,
         MOAT_LOCK_FILE: `${bench.dir}/moat.lock`,
@@ -213,6 +233,9 @@ export async function watchScenario(
         // Apart enough that repeating one tampering never looks like a fight (5 in 10 s).
         await sleep(2500);
       }
+      const list = latencies.get(LATE_CONTAINER) ?? [];
+      list.push(await lateContainer(watch, api, { with: withLate, without: bench.inventory }));
+      latencies.set(LATE_CONTAINER, list);
     }
     const row: WatchRow = {
       backend,
@@ -236,4 +259,38 @@ export async function watchScenario(
     await watch?.stop();
     bench.close();
   }
+}
+
+/** When the pass after `from` that changed the host ended (its run record's start + duration). */
+async function passEnd(watch: RunningWatch, from: number): Promise<number> {
+  const pass = await watch.waitFor(
+    (d) => d.event === 'apply' && d.result === 'changed',
+    from,
+    REPAIR_BOUND_MS,
+  );
+  if (typeof pass?.time !== 'string' || typeof pass.duration_ms !== 'number') return Number.NaN;
+  return Date.parse(pass.time) + pass.duration_ms;
+}
+
+/**
+ * Docker starts the late container: from the start event to the end of watch's pass that wrote
+ * its rules. Then it goes again (not measured), so that the next round starts the same.
+ */
+async function lateContainer(
+  watch: RunningWatch,
+  api: FakeDockerApi,
+  inventories: { with: BenchInventory; without: BenchInventory },
+): Promise<number> {
+  const name = inventories.with.containers.at(-1)?.name ?? '';
+  let from = watch.lines.length;
+  api.serve(inventories.with);
+  const started = Date.now();
+  api.emit('container', 'start', name);
+  const latency = (await passEnd(watch, from)) - started;
+  from = watch.lines.length;
+  api.serve(inventories.without);
+  api.emit('container', 'destroy', name);
+  await passEnd(watch, from);
+  await sleep(2500);
+  return latency;
 }
