@@ -33,6 +33,7 @@ export default tseslint.config(
       'src/policy/model.ts',
       'src/compile/**',
       'src/plan/**',
+      'src/watch/**',
       'src/explain/**',
       'src/netfilter/parse*.ts',
       'src/netfilter/render*.ts',

@@ -10,6 +10,9 @@
  *        [--rules 0,1000,10000,50000] [--containers 10,100,1000] [--json FILE] [--no-auto]
  *        [--profile DIR]   (profile moat on the largest host instead, for each policy size;
  *                          CPU profiles go to DIR)
+ *        [--watch-rules 1000,50000] [--watch-idle SECONDS] [--watch-repeats N]
+ *        [--no-watch | --watch-only]   (`moat watch`: idle CPU and repair latency after each
+ *                          kind of tampering, on hosts of these sizes; scripts/bench/watch.ts)
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
@@ -19,6 +22,7 @@ import { FakeDockerApi } from './bench/docker-api.js';
 import { containersAnswer, makeInventory, networksAnswer } from './bench/host.js';
 import { destroyAll, timedChecked, timedRun } from './bench/netns.js';
 import { profileHost } from './bench/profile.js';
+import { MEASURED, watchScenario, type WatchRow } from './bench/watch.js';
 import { median, formatTable, seconds, ratio, mib, kib } from './bench/report.js';
 import {
   CLI,
@@ -43,6 +47,12 @@ interface Options {
   auto: boolean;
   /** Profile instead of measuring: write CPU profiles here and print where the time goes. */
   profile?: string;
+  /** moat watch: host sizes, idle window, repeats of each tampering; [] skips it. */
+  watchRules: number[];
+  watchIdleSeconds: number;
+  watchRepeats: number;
+  /** Only the watch measurements. */
+  watchOnly: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Options {
@@ -53,6 +63,10 @@ function parseArgs(argv: readonly string[]): Options {
     containers: [10, 100, 1000],
     perRuleCalls: 20,
     auto: true,
+    watchRules: [1000, 50000],
+    watchIdleSeconds: 60,
+    watchRepeats: 3,
+    watchOnly: false,
   };
   const list = (value: string | undefined): string[] =>
     (value ?? '').split(',').filter((s) => s !== '');
@@ -65,6 +79,23 @@ function parseArgs(argv: readonly string[]): Options {
         options.runs = 1;
         options.containers = [10, 1000];
         options.perRuleCalls = 5;
+        options.watchIdleSeconds = 15;
+        options.watchRepeats = 1;
+        break;
+      case '--watch-rules':
+        options.watchRules = list(value()).map(Number);
+        break;
+      case '--watch-idle':
+        options.watchIdleSeconds = Math.max(1, Number(value()));
+        break;
+      case '--watch-repeats':
+        options.watchRepeats = Math.max(1, Number(value()));
+        break;
+      case '--no-watch':
+        options.watchRules = [];
+        break;
+      case '--watch-only':
+        options.watchOnly = true;
         break;
       case '--runs':
         options.runs = Math.max(1, Number(value()));
@@ -565,6 +596,44 @@ function targets(rows: readonly Row[], inProcess: readonly InProcess[]): void {
   for (const line of lines) console.log(`- ${line}`);
 }
 
+/** moat watch: idle cost, and repair latency per kind of tampering. */
+function reportWatch(rows: readonly WatchRow[]): void {
+  console.log(
+    '\n## moat watch: idle CPU, and repair latency after each kind of tampering (ms, median / max)\n',
+  );
+  console.log(
+    formatTable(
+      [
+        'backend',
+        'foreign',
+        'notices with',
+        'idle CPU s/hour',
+        'full read',
+        'polled /250 ms: CPU s/hour',
+        ...MEASURED,
+      ],
+      rows.map((r) => [
+        r.backend,
+        String(r.foreign),
+        r.probes,
+        r.idleCpuPerHour.toFixed(1),
+        `${(r.fullRead * 1000).toFixed(0)} ms`,
+        // what reading the tables in full every 250 ms would cost instead, at least
+        (r.fullRead * 4 * 3600).toFixed(0),
+        ...MEASURED.map((name) => {
+          const ms = r.latencies.get(name) ?? [];
+          return `${median(ms).toFixed(0)} / ${Math.max(...ms).toFixed(0)}`;
+        }),
+      ]),
+    ),
+  );
+  console.log(
+    `\nidle: CPU of watch and its probes over ${rows[0]?.idleWindowSeconds ?? '?'} s with nothing changing, per hour; ` +
+      'latency: from the tampering command exiting to watch having repaired (its log); ' +
+      "a late container: from Docker's start event to the end of watch's pass (debounce 2 s included).",
+  );
+}
+
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   if (process.getuid?.() !== 0)
@@ -615,8 +684,9 @@ async function main(): Promise<void> {
     }
     return;
   }
+  const watchRows: WatchRow[] = [];
   try {
-    for (const backend of options.backends) {
+    for (const backend of options.watchOnly ? [] : options.backends) {
       for (const foreign of options.rules) {
         for (const containers of options.containers) {
           const t0 = Date.now();
@@ -638,12 +708,24 @@ async function main(): Promise<void> {
         }
       }
     }
+    for (const backend of options.backends) {
+      for (const foreign of options.watchRules) {
+        watchRows.push(
+          await watchScenario(backend, foreign, api, modules, {
+            idleSeconds: options.watchIdleSeconds,
+            repeats: options.watchRepeats,
+            log,
+          }),
+        );
+      }
+    }
   } finally {
     await api.close();
     rmSync(apiDir, { recursive: true, force: true });
     destroyAll();
   }
-  report(rows, inProcess, startup);
+  if (rows.length > 0) report(rows, inProcess, startup);
+  if (watchRows.length > 0) reportWatch(watchRows);
   console.log(
     `total ${((Date.now() - started) / 1000).toFixed(0)} s; load now ${loadavg()
       .map((l) => l.toFixed(2))
@@ -652,7 +734,18 @@ async function main(): Promise<void> {
   if (options.json !== undefined)
     writeFileSync(
       options.json,
-      JSON.stringify({ options, startup, rows, inProcess, cpus: cpus().length }, null, 2) + '\n',
+      JSON.stringify(
+        {
+          options,
+          startup,
+          rows,
+          inProcess,
+          watch: watchRows.map((w) => ({ ...w, latencies: Object.fromEntries(w.latencies) })),
+          cpus: cpus().length,
+        },
+        null,
+        2,
+      ) + '\n',
     );
 }
 

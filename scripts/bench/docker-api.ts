@@ -1,10 +1,11 @@
 /**
  * A fake Docker Engine API on a unix socket: just the calls moat makes (src/docker/inventory.ts:
  * GET /_ping, whose headers name the API version and release as a real daemon's do, then
- * /vX/containers/json and /vX/networks), answered from a generated inventory. The benchmark
- * measures moat, not dockerd.
+ * /vX/containers/json and /vX/networks), answered from a generated inventory, and the event
+ * stream `moat watch` follows (GET /events, kept open; quiet unless the benchmark emits an
+ * event). The benchmark measures moat, not dockerd.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { BenchInventory } from './host.js';
 import { containersAnswer, networksAnswer } from './host.js';
@@ -16,11 +17,13 @@ export class FakeDockerApi {
     private readonly server: Server,
     readonly socketPath: string,
     private readonly answers: { containers: string; networks: string },
+    private readonly streams: Set<ServerResponse>,
   ) {}
 
   /** Listens on `<dir>/docker.sock` and answers with `inventory` (replace it with serve()). */
   static async start(dir: string, inventory: BenchInventory): Promise<FakeDockerApi> {
     const answers = { containers: '[]', networks: '[]' };
+    const streams = new Set<ServerResponse>();
     const server = createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0] ?? '/';
       const send = (status: number, body: string, type = 'application/json'): void => {
@@ -46,14 +49,20 @@ export class FakeDockerApi {
         );
       else if (/^\/v[\d.]+\/containers\/json$/.test(path)) send(200, answers.containers);
       else if (/^\/v[\d.]+\/networks$/.test(path)) send(200, answers.networks);
-      else send(404, JSON.stringify({ message: `page not found: ${path}` }));
+      else if (path === '/events' || /^\/v[\d.]+\/events$/.test(path)) {
+        // The event stream `moat watch` follows: open, and quiet (the inventory never changes).
+        res.writeHead(200, { 'Content-Type': 'application/json', 'Api-Version': FAKE_API_VERSION });
+        res.flushHeaders();
+        streams.add(res);
+        res.on('close', () => streams.delete(res));
+      } else send(404, JSON.stringify({ message: `page not found: ${path}` }));
     });
     const socketPath = join(dir, 'docker.sock');
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(socketPath, resolve);
     });
-    const api = new FakeDockerApi(server, socketPath, answers);
+    const api = new FakeDockerApi(server, socketPath, answers, streams);
     api.serve(inventory);
     return api;
   }
@@ -63,7 +72,21 @@ export class FakeDockerApi {
     this.answers.networks = JSON.stringify(networksAnswer(inventory));
   }
 
+  /** Sends one event (`{Type, Action, Actor: {Attributes: {name}}}`) to every open stream. */
+  emit(type: string, action: string, name: string): void {
+    const now = Date.now();
+    const event = {
+      Type: type,
+      Action: action,
+      Actor: { ID: name, Attributes: { name } },
+      time: Math.floor(now / 1000),
+      timeNano: now * 1_000_000,
+    };
+    for (const stream of this.streams) stream.write(JSON.stringify(event) + '\n');
+  }
+
   close(): Promise<void> {
+    for (const stream of this.streams) stream.end();
     return new Promise((resolve) => {
       this.server.close(() => {
         resolve();

@@ -7,7 +7,7 @@ import { ExitCode, UserError } from '../core/errors.js';
 import type { Inventory } from '../docker/model.js';
 import type { LiveHost } from '../host/read-host.js';
 import type { HostSystem } from '../host/system.js';
-import type { LiveNetfilter } from '../netfilter/model.js';
+import type { IptablesBackend, LiveNetfilter } from '../netfilter/model.js';
 import { isEmptyPlan, type Plan } from '../plan/model.js';
 import { renderPlanText } from '../plan/render-text.js';
 import type { ApplyOptions } from './apply-options.js';
@@ -30,7 +30,9 @@ export interface ApplyOutcome {
   /** What the host holds now (or should: a cancelled apply): whose counters the metrics show. */
   readonly desired: DesiredState;
   readonly changed: boolean;
-  readonly backend: string;
+  readonly backend: IptablesBackend;
+  /** The host as read before the apply. */
+  readonly live: LiveNetfilter;
 }
 
 export interface HostRead {
@@ -106,6 +108,7 @@ export async function applyLocked(
     desired,
     changed,
     backend: host.backend,
+    live,
   });
   if (isEmptyPlan(plan)) return outcome(ExitCode.ok, false);
   if (!(await approved(ctx, options))) {

@@ -8,15 +8,15 @@ import { UserError } from '../core/errors.js';
 import { withLock } from '../host/lock.js';
 import { openHost } from './host-state.js';
 import type { DropReport } from '../plan/drops.js';
-import { renderMetrics } from '../state/metrics.js';
-import { readHistory, recordRun, writeAtomically, type RunRecord } from '../state/runs.js';
+import { driftedObjects } from '../plan/drift.js';
+import type { RunRecord } from '../state/runs.js';
 import type { ApplyOutcome, HostRead } from './apply-locked.js';
 import { DEFAULT_POLICY_FILE, type ApplyOptions } from './apply-options.js';
 import type { Context } from './context.js';
+import { rememberRun } from './metrics-file.js';
 import type { LoadedPolicy } from './policy-input.js';
 import { policyPath, STDIN, type PolicySource } from './policy-path.js';
 import type { SavedPlan } from './saved-plan.js';
-import { TOOL_VERSION } from './version.js';
 
 export type { ApplyOptions } from './apply-options.js';
 
@@ -42,29 +42,6 @@ async function dropsAfter(
   } catch (error) {
     ctx.view.warn(`could not read drop counters: ${(error as Error).message}`);
     return undefined;
-  }
-}
-
-/** Records the run and refreshes the metrics file; a failure here never fails the apply. */
-async function remember(
-  ctx: Context,
-  options: ApplyOptions,
-  record: RunRecord,
-  drops?: DropReport,
-): Promise<void> {
-  try {
-    await recordRun(options.stateDir, record);
-    if (options.metricsFile !== undefined) {
-      const history = await readHistory(options.stateDir);
-      const metrics = renderMetrics(
-        history,
-        { version: TOOL_VERSION, backend: record.backend ?? 'unknown' },
-        drops,
-      );
-      await writeAtomically(options.metricsFile, metrics);
-    }
-  } catch (error) {
-    ctx.view.warn(`could not record this run in ${options.stateDir}: ${(error as Error).message}`);
   }
 }
 
@@ -105,7 +82,12 @@ function commandLine(options: ApplyOptions): string {
   return `moat apply${file}${options.planFile === undefined ? '' : ` ${options.planFile}`}`;
 }
 
-export async function applyCommand(ctx: Context, options: ApplyOptions): Promise<number> {
+export async function applyCommand(
+  ctx: Context,
+  options: ApplyOptions,
+  /** Told what a pass found and did (watch follows moat's objects with it). */
+  observe?: (outcome: ApplyOutcome) => void,
+): Promise<number> {
   const started = Date.now();
   const base = { time: new Date(started).toISOString(), command: commandLine(options) };
   const failed = (error: unknown, sha256?: string): RunRecord => ({
@@ -133,7 +115,7 @@ export async function applyCommand(ctx: Context, options: ApplyOptions): Promise
     try {
       inputs = await readInputs(ctx, options);
     } catch (error) {
-      await remember(ctx, options, failed(error));
+      await rememberRun(ctx, options, failed(error));
       throw error;
     }
     const { saved, policy } = inputs;
@@ -144,10 +126,11 @@ export async function applyCommand(ctx: Context, options: ApplyOptions): Promise
       read = await reading;
       outcome = await (await locked).applyLocked(ctx, options, policy, saved, read);
     } catch (error) {
-      await remember(ctx, options, failed(error, policy.sha256));
+      await rememberRun(ctx, options, failed(error, policy.sha256));
       throw error;
     }
     const gitRevisionNow = await revision;
+    const drifted = outcome.changed ? driftedObjects(outcome.plan) : [];
     const record: RunRecord = {
       ...base,
       duration_ms: Date.now() - started,
@@ -155,12 +138,14 @@ export async function applyCommand(ctx: Context, options: ApplyOptions): Promise
       policy_sha256: policy.sha256,
       ...(gitRevisionNow === undefined ? {} : { git_revision: gitRevisionNow }),
       changes: outcome.changed ? outcome.plan.summary : { add: 0, change: 0, destroy: 0 },
-      drift: outcome.changed && outcome.plan.steps.some((step) => step.reason === 'drift'),
+      drift: drifted.length > 0,
+      ...(drifted.length > 0 ? { drifted } : {}),
       backend: outcome.backend,
     };
     const drops =
       options.metricsFile === undefined ? undefined : await dropsAfter(ctx, read, outcome);
-    await remember(ctx, options, record, drops);
+    await rememberRun(ctx, options, record, drops);
+    observe?.(outcome);
     ctx.view.event('apply', { ...record });
     return outcome.exitCode;
   });

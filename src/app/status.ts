@@ -10,6 +10,7 @@ import { dropLines, dropsDocument, type Locate } from '../plan/drop-words.js';
 import type { DropReport } from '../plan/drops.js';
 import { isEmptyPlan, type Plan } from '../plan/model.js';
 import { lastWhere, readHistory, type RunHistory, type RunRecord } from '../state/runs.js';
+import { readRunningWatch, type WatchState } from '../state/watch-state.js';
 import type { Context } from './context.js';
 import { policyLocate, readDropReport } from './drop-counters.js';
 import { makePlan, type PlanSource } from './plan.js';
@@ -52,13 +53,17 @@ function dropsText(drops: Drops, locate: Locate): string[] {
   return lines.map((line, i) => (i === 0 ? `Drops:        ${line}` : line));
 }
 
-function statusDocument(
-  status: HostStatus,
-  history: RunHistory,
-  plan: Plan,
-  drops: Drops,
-  locate: Locate,
-): unknown {
+/** What the history, a plan made now, the counters and a running `moat watch` (if any) say. */
+interface Findings {
+  readonly history: RunHistory;
+  readonly plan: Plan;
+  readonly drops: Drops;
+  readonly locate: Locate;
+  readonly watch: WatchState | undefined;
+}
+
+function statusDocument(status: HostStatus, findings: Findings): unknown {
+  const { history, plan, drops, locate, watch } = findings;
   return {
     status,
     last_run: history.runs.at(-1) ?? null,
@@ -75,16 +80,35 @@ function statusDocument(
         : { version: plan.docker.version, firewall_backend: plan.docker.firewallBackend },
     warnings: firewallWarnings(plan),
     ...dropsJson(drops, locate),
+    watch: watch ?? null,
   };
 }
 
-function statusText(
-  status: HostStatus,
-  history: RunHistory,
-  plan: Plan,
-  drops: Drops,
-  locate: Locate,
-): string {
+/** What a running `moat watch` says about its repairs; nothing when none runs. */
+function watchLines(watch: WatchState | undefined): string[] {
+  if (watch === undefined) return [];
+  const last = watch.last_repair;
+  const lines = [
+    `Watch:        running (pid ${watch.pid}) since ${watch.started}, ${plural(watch.repairs, 'repair')}` +
+      (watch.probes.length === 0
+        ? ', no change notifications'
+        : `, noticing with ${watch.probes.join(' and ')}`),
+  ];
+  if (last !== undefined) {
+    lines.push(`Last repair:  ${last.time} in ${last.latency_ms} ms: ${last.drift.join(', ')}`);
+  }
+  const fight = watch.fight;
+  if (fight !== undefined) {
+    lines.push(
+      `Fighting:     since ${fight.since}, another program keeps undoing: ${fight.drift.join(', ')}` +
+        ` (round ${fight.round}, repairs held until ${fight.hold_until})`,
+    );
+  }
+  return lines;
+}
+
+function statusText(status: HostStatus, findings: Findings): string {
+  const { history, plan, drops, locate, watch } = findings;
   const last = history.runs.at(-1);
   const lastSuccess = lastWhere(history, (r) => r.result !== 'failed');
   const lastChange = lastWhere(history, (r) => r.result === 'changed');
@@ -108,12 +132,16 @@ function statusText(
     `Now:          ${now}`,
     ...firewallWarnings(plan).map((w) => `Warning:      ${w.message}`),
     ...dropsText(drops, locate),
+    ...watchLines(watch),
     '',
   ].join('\n');
 }
 
 export async function statusCommand(ctx: Context, options: StatusOptions): Promise<number> {
-  const history = await readHistory(options.stateDir);
+  const [history, watch] = await Promise.all([
+    readHistory(options.stateDir),
+    readRunningWatch(options.stateDir),
+  ]);
   const { plan, policy, desired, live } = await makePlan(ctx, options);
   const locate = policyLocate(policyName(options.file), policy.text);
   // The counters are news, not the verdict: unreadable, they are said so and status goes on.
@@ -123,11 +151,12 @@ export async function statusCommand(ctx: Context, options: StatusOptions): Promi
       : await readDropReport(ctx.runner, live.backend, desired, live).catch((error: unknown) =>
           error instanceof Error ? error : new Error(String(error)),
         );
+  const findings: Findings = { history, plan, drops, locate, watch };
   const status: HostStatus =
     history.runs.at(-1)?.result === 'failed' ? 'Failing' : isEmptyPlan(plan) ? 'Ready' : 'Drifted';
   ctx.view.result(
-    () => statusText(status, history, plan, drops, locate),
-    () => statusDocument(status, history, plan, drops, locate),
+    () => statusText(status, findings),
+    () => statusDocument(status, findings),
   );
   return EXIT[status];
 }

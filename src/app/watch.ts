@@ -1,12 +1,15 @@
 /**
- * `moat watch`: a long-running reconciler. It applies at start, after Docker events (debounced)
- * and on a fixed interval (to catch manual edits), never two applies at once; it reconnects to
- * the daemon with back-off and stops cleanly when `signal` aborts (SIGTERM).
+ * `moat watch`: a long-running reconciler. It applies at start, after Docker events (debounced),
+ * within a second of a change to moat's own objects (src/app/drift-guard.ts) and on a fixed
+ * interval, never two applies at once; it reconnects to the daemon with back-off and stops
+ * cleanly when `signal` aborts (SIGTERM).
  */
 import { resolveDockerEndpoint } from '../docker/endpoint.js';
 import { followEvents, type DockerEvent } from '../docker/events.js';
 import { applyCommand, type ApplyOptions } from './apply.js';
+import type { ApplyOutcome } from './apply-locked.js';
 import type { Context } from './context.js';
+import { DriftGuard, type DriftGuardHooks } from './drift-guard.js';
 
 export interface WatchOptions extends ApplyOptions {
   readonly intervalMs: number;
@@ -33,11 +36,17 @@ export async function watchCommand(
   options: WatchOptions,
   signal: AbortSignal,
   /** One reconcile pass; tests inject a fake to observe when watch decides to reconcile. */
-  apply: (ctx: Context, options: ApplyOptions) => Promise<number> = applyCommand,
+  apply: (
+    ctx: Context,
+    options: ApplyOptions,
+    observe?: (outcome: ApplyOutcome) => void,
+  ) => Promise<number> = applyCommand,
 ): Promise<number> {
-  const log = (message: string): void => {
+  const log: DriftGuardHooks['log'] = (message, fields = {}, level = 'info') => {
     const time = new Date().toISOString();
-    ctx.view.event('watch', { time, message }, `${time} ${message}\n`);
+    // A JSON line's fields override its level: a fight is a warning, with what is drifting.
+    const tagged = level === 'info' ? fields : { ...fields, level: 'warning' };
+    ctx.view.event('watch', { time, message, ...tagged }, `${time} ${message}\n`);
   };
   const applyOptions: ApplyOptions = {
     ...options,
@@ -45,28 +54,44 @@ export async function watchCommand(
     quiet: true,
     detailedExitcode: false,
   };
-  let running: Promise<void> | undefined;
+  let running: Promise<boolean> | undefined;
   // Mutated from callbacks: kept in an object so the loop below reads it afresh.
   const pending = { again: false };
   const stopped = (): boolean => signal.aborted;
   const wantsAgain = (): boolean => pending.again && !stopped();
   let debounce: NodeJS.Timeout | undefined;
 
-  const reconcile = (why: string): Promise<void> => {
+  const guard = new DriftGuard(ctx, options, {
+    log,
+    reconcile: (why) => reconcile(why),
+    idle: async () => {
+      await running;
+    },
+  });
+  const observe = (outcome: ApplyOutcome): void => {
+    guard.observe(outcome);
+  };
+
+  /** Runs passes until none is wanted; resolves true when the last one succeeded. */
+  const reconcile = (why: string): Promise<boolean> => {
     if (running !== undefined) {
       pending.again = true; // one more pass after the current one
       return running;
     }
     running = (async () => {
+      let ok = false;
       do {
         pending.again = false;
         log(`reconciling (${why})`);
         try {
-          await apply(ctx, applyOptions);
+          await apply(ctx, applyOptions, observe);
+          ok = true;
         } catch (error) {
+          ok = false;
           ctx.view.report(error, 'watch: apply failed');
         }
       } while (wantsAgain());
+      return ok;
     })().finally(() => {
       running = undefined;
     });
@@ -113,6 +138,7 @@ export async function watchCommand(
   } finally {
     clearInterval(interval);
     clearTimeout(debounce);
+    await guard.stop();
     await running;
   }
   log('stopped');

@@ -1,10 +1,11 @@
 /**
- * A node_exporter textfile with the outcome of moat's runs and what moat's rules dropped, per
- * policy rule. Pure rendering.
+ * A node_exporter textfile with the outcome of moat's runs, what moat's rules dropped per policy
+ * rule, and watch's repairs. Pure rendering.
  */
 import type { DropReport } from '../plan/drops.js';
 import type { RunHistory, RunRecord } from './runs.js';
 import { lastWhere } from './runs.js';
+import type { WatchState } from './watch-state.js';
 
 function seconds(iso: string | undefined): number {
   return iso === undefined ? 0 : Date.parse(iso) / 1000;
@@ -33,10 +34,35 @@ function dropMetrics(drops: DropReport | undefined): string[] {
   ];
 }
 
+/** What a running watch adds: its repairs and whether it is fighting another program. */
+function watchMetrics(watch: WatchState): string[] {
+  const last = watch.last_repair;
+  return [
+    '# HELP moat_watch_repairs_total Drift repairs made by the running moat watch.',
+    '# TYPE moat_watch_repairs_total counter',
+    `moat_watch_repairs_total ${watch.repairs}`,
+    '# HELP moat_watch_last_repair_seconds From the first change notice to the end of the last repair.',
+    '# TYPE moat_watch_last_repair_seconds gauge',
+    `moat_watch_last_repair_seconds ${(last?.latency_ms ?? 0) / 1000}`,
+    '# HELP moat_watch_last_repair_timestamp_seconds When the last repair ended.',
+    '# TYPE moat_watch_last_repair_timestamp_seconds gauge',
+    `moat_watch_last_repair_timestamp_seconds ${seconds(last?.time)}`,
+    '# HELP moat_watch_fighting 1 while watch holds back repairs another program keeps undoing.',
+    '# TYPE moat_watch_fighting gauge',
+    `moat_watch_fighting ${watch.fight === undefined ? 0 : 1}`,
+    '# HELP moat_watch_fight_round Rounds of the current fight (each holds repairs twice as long).',
+    '# TYPE moat_watch_fight_round gauge',
+    `moat_watch_fight_round ${watch.fight?.round ?? 0}`,
+    '# HELP moat_watch_fights_ended_total Fights that ended since watch started.',
+    '# TYPE moat_watch_fights_ended_total counter',
+    `moat_watch_fights_ended_total ${watch.truces}`,
+  ];
+}
+
 export function renderMetrics(
   history: RunHistory,
   info: { version: string; backend: string },
-  drops?: DropReport,
+  extras: { readonly drops?: DropReport; readonly watch?: WatchState } = {},
 ): string {
   const last: RunRecord | undefined = history.runs.at(-1);
   const success = lastWhere(history, (r) => r.result !== 'failed');
@@ -65,7 +91,8 @@ export function renderMetrics(
     '# HELP moat_info The moat version and iptables backend.',
     '# TYPE moat_info gauge',
     `moat_info{version="${label(info.version)}",backend="${label(info.backend)}"} 1`,
-    ...dropMetrics(drops),
+    ...dropMetrics(extras.drops),
+    ...(extras.watch === undefined ? [] : watchMetrics(extras.watch)),
   ];
   return lines.join('\n') + '\n';
 }

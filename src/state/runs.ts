@@ -22,6 +22,8 @@ export interface RunRecord {
   readonly changes: { readonly add: number; readonly change: number; readonly destroy: number };
   /** Whether any change put back something changed outside moat. */
   readonly drift: boolean;
+  /** What had drifted, when something had: `add-jump ipv4 DOCKER-USER`, `update-set moat-x`. */
+  readonly drifted?: readonly string[];
   readonly backend?: string;
   readonly error?: string;
 }
@@ -43,10 +45,13 @@ export async function readHistory(stateDir: string): Promise<RunHistory> {
   }
 }
 
+let writes = 0;
+
 /** Writes `text` to `path` atomically: a reader sees the old file or the new one. */
 export async function writeAtomically(path: string, text: string): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  const temporary = `${path}.tmp-${process.pid}`;
+  // One temporary name per write: watch's passes and its repair reports write concurrently.
+  const temporary = `${path}.tmp-${process.pid}-${++writes}`;
   await writeFile(temporary, text);
   await rename(temporary, path);
 }

@@ -5,12 +5,12 @@ import { diff } from '../../src/plan/diff.js';
 import { renderRestore } from '../../src/apply/render-restore.js';
 import { renderPlanText } from '../../src/plan/render-text.js';
 import { planFromDocument, renderPlanJson } from '../../src/plan/render-json.js';
-import type { LiveChain, LiveNetfilter } from '../../src/netfilter/model.js';
 import type { IngressSource } from '../../src/policy/model.js';
 import {
   appliedLive,
   container,
   dockerHost,
+  editChain,
   group,
   inventory,
   managedIpset,
@@ -24,26 +24,6 @@ const hostOnly = policy([
   group('ghost', { ingress: [{ ports: [tcp(2368)], from: [{ kind: 'host' }] }] }),
 ]);
 const userRule = '-s 192.0.2.9/32 -j DROP';
-
-function editChain(
-  live: LiveNetfilter,
-  name: string,
-  edit: (chain: LiveChain) => LiveChain,
-): LiveNetfilter {
-  const table = live.rulesets.ipv4.tables.get('filter');
-  if (table === undefined) throw new Error('no filter table');
-  const chains = new Map(table.chains);
-  const chain = chains.get(name);
-  if (chain === undefined) throw new Error(`no chain ${name}`);
-  chains.set(name, edit(chain));
-  return {
-    ...live,
-    rulesets: {
-      ...live.rulesets,
-      ipv4: { family: 'ipv4', tables: new Map([['filter', { name: 'filter', chains }]]) },
-    },
-  };
-}
 
 describe('diff', () => {
   test('first apply: chains, rules and jumps to add, nothing else; the user rule is untouched', () => {

@@ -153,7 +153,7 @@ describe('dropReport', () => {
     ]);
     const zero = dropReport(desired, { ipv4: [], ipv6: [] });
     expect(dropLines(zero, locate)).toEqual(['none counted since the rules were written']);
-    const text = renderMetrics({ runs: [] }, { version: '0', backend: 'nft' }, report);
+    const text = renderMetrics({ runs: [] }, { version: '0', backend: 'nft' }, { drops: report });
     expect(text).toContain('# TYPE moat_dropped_packets_total counter');
     expect(text).toContain(
       'moat_dropped_packets_total{group="ghost",direction="ingress",rule="containers.ghost.ingress[0]",family="ipv4"} 1',

@@ -1,4 +1,5 @@
 /** Small builders for pure tests: policies, inventories and live states without a kernel. */
+import { compile } from '../../src/compile/compile.js';
 import type { DesiredState } from '../../src/compile/model.js';
 import type { DockerContainer, DockerNetwork, Inventory } from '../../src/docker/model.js';
 import type { LiveChain, LiveNetfilter, LiveRule, LiveRuleset } from '../../src/netfilter/model.js';
@@ -165,4 +166,42 @@ export function appliedLive(desired: DesiredState, base: LiveNetfilter): LiveNet
     });
   }
   return { backend: base.backend, rulesets, ipsets };
+}
+
+/** `live` with `edit` done to its IPv4 filter chain `name` (a flush, a rule changed by hand). */
+export function editChain(
+  live: LiveNetfilter,
+  name: string,
+  edit: (chain: LiveChain) => LiveChain,
+): LiveNetfilter {
+  const table = live.rulesets.ipv4.tables.get('filter');
+  if (table === undefined) throw new Error('no filter table');
+  const chains = new Map(table.chains);
+  const chain = chains.get(name);
+  if (chain === undefined) throw new Error(`no chain ${name}`);
+  chains.set(name, edit(chain));
+  return {
+    ...live,
+    rulesets: {
+      ...live.rulesets,
+      ipv4: { family: 'ipv4', tables: new Map([['filter', { name: 'filter', chains }]]) },
+    },
+  };
+}
+
+/** ghost's 2368/tcp open to the host and to a managed set `office`: a desired state with a set. */
+export function ghostWithOffice(): DesiredState {
+  return compile(
+    policy(
+      [
+        group('ghost', {
+          ingress: [
+            { ports: [tcp(2368)], from: [{ kind: 'host' }, { kind: 'ipset', set: 'office' }] },
+          ],
+        }),
+      ],
+      { ipsets: new Map([managedIpset('office', 'hash:net', ['198.51.100.0/24'])]) },
+    ),
+    inventory(container('ghost', '172.17.0.2', [{ host: 2368 }])),
+  );
 }

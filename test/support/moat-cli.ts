@@ -60,16 +60,20 @@ export function scratchDir(): string {
   return scratch;
 }
 
+/** What every moat a test runs gets: no colour, and the test's own history and lock. */
+export function cliEnv(): Record<string, string> {
+  return {
+    NO_COLOR: '1',
+    MOAT_HISTORY_DIR: join(scratchDir(), 'state'),
+    MOAT_LOCK_FILE: join(scratchDir(), 'moat.lock'),
+  };
+}
+
 export function moat(
   host: HostRunner,
   args: readonly string[],
   env: Record<string, string> = {},
 ): CliResult {
   assertBuilt();
-  const defaults = {
-    NO_COLOR: '1',
-    MOAT_HISTORY_DIR: join(scratchDir(), 'state'),
-    MOAT_LOCK_FILE: join(scratchDir(), 'moat.lock'),
-  };
-  return host.execInHost(process.execPath, [CLI, ...args], { env: { ...defaults, ...env } });
+  return host.execInHost(process.execPath, [CLI, ...args], { env: { ...cliEnv(), ...env } });
 }

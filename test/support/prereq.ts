@@ -9,12 +9,12 @@ export type Prerequisite =
   | 'root'
   | 'iptables'
   | 'iptables-legacy'
+  | 'nft'
   | 'ipset'
   | 'ip'
   | 'dockerd'
   | 'busybox'
   | 'curl'
-  | 'nft'
   | 'systemd-analyze'
   | 'ansible-playbook'
   | 'visudo'
@@ -30,12 +30,12 @@ export type Prerequisite =
 const COMMANDS: Record<Exclude<Prerequisite, 'root'>, string> = {
   iptables: 'iptables-nft-restore',
   'iptables-legacy': 'iptables-legacy-restore',
+  nft: 'nft',
   ipset: 'ipset',
   ip: 'ip',
   dockerd: 'dockerd',
   busybox: 'busybox',
   curl: 'curl',
-  nft: 'nft',
   'systemd-analyze': 'systemd-analyze',
   'ansible-playbook': 'ansible-playbook',
   visudo: 'visudo',

@@ -1,0 +1,61 @@
+/** Which of moat's objects a look reads, from the change notices' hints. */
+import { describe, expect, test } from '@jest/globals';
+import { diff } from '../../src/plan/diff.js';
+import { concerns, EVERYTHING, ScopeBuilder, scopeDesired } from '../../src/watch/scope.js';
+import { appliedLive, dockerHost, ghostWithOffice } from '../support/builders.js';
+
+const desired = ghostWithOffice();
+
+describe('scope', () => {
+  test("hints about moat's chains, hooks and sets concern it; Docker's own chains do not", () => {
+    expect(concerns({ kind: 'chain', family: 'ipv4', chain: 'MOAT-FORWARD' }, desired)).toBe(true);
+    expect(concerns({ kind: 'chain', family: 'ipv6', chain: 'DOCKER-USER' }, desired)).toBe(true);
+    expect(concerns({ kind: 'chain', family: 'ipv4', chain: 'DOCKER' }, desired)).toBe(false);
+    expect(concerns({ kind: 'chain', family: 'ipv4', chain: 'MOAT-OTHER' }, desired)).toBe(false);
+    expect(concerns({ kind: 'sets' }, desired)).toBe(true);
+    expect(concerns({ kind: 'anything' }, desired)).toBe(true);
+    const noSets = { ...desired, ipsets: [] };
+    expect(concerns({ kind: 'sets' }, noSets)).toBe(false);
+  });
+
+  test('a look reads what the hints named, everything after `anything` or no hint', () => {
+    const builder = new ScopeBuilder();
+    expect(builder.take()).toBe(EVERYTHING);
+    builder.add({ kind: 'chain', family: 'ipv4', chain: 'DOCKER-USER' });
+    const scope = builder.take();
+    expect(scope.all).toBe(false);
+    const part = scopeDesired(desired, scope);
+    expect(part.families.ipv4.chains).toEqual([]);
+    expect(part.families.ipv4.jumps.map((j) => j.hook)).toEqual(['DOCKER-USER']);
+    expect(part.families.ipv6.jumps).toEqual([]);
+    expect(part.ipsets).toEqual([]);
+    builder.add({ kind: 'sets' });
+    builder.add({ kind: 'anything' });
+    expect(builder.take()).toBe(EVERYTHING);
+    expect(scopeDesired(desired, EVERYTHING)).toBe(desired);
+  });
+
+  test('the part of a host a scope covers plans nothing for what it did not read', () => {
+    const builder = new ScopeBuilder();
+    builder.add({ kind: 'chain', family: 'ipv4', chain: 'MOAT-INPUT' });
+    const part = scopeDesired(desired, builder.take());
+    // only MOAT-INPUT was read, and it is empty: the plan refills it and touches nothing else
+    const live = appliedLive(desired, dockerHost());
+    const chains = new Map([['MOAT-INPUT', { name: 'MOAT-INPUT', rules: [] }]]);
+    const read = {
+      ...live,
+      rulesets: {
+        ipv4: {
+          family: 'ipv4' as const,
+          tables: new Map([['filter', { name: 'filter', chains }]]),
+        },
+        ipv6: { family: 'ipv6' as const, tables: new Map() },
+      },
+      ipsets: new Map(),
+    };
+    const steps = diff(part, read).steps;
+    expect(steps.map((s) => [s.kind, 'chain' in s ? s.chain : ''])).toEqual([
+      ['update-chain', 'MOAT-INPUT'],
+    ]);
+  });
+});
