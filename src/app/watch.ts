@@ -1,7 +1,7 @@
 /**
- * `moat watch`: a long-running reconciler. It applies at start, after Docker events (debounced),
- * within a second of a change to moat's own objects (src/app/drift-guard.ts) and on a fixed
- * interval, never two applies at once; it reconnects to the daemon with back-off and stops
+ * `moat watch`: a long-running reconciler. It applies at start, as soon as a container starts,
+ * after other Docker events (debounced), within a second of a change to moat's own objects
+ * (src/app/drift-guard.ts) and on a fixed interval, never two applies at once; it reconnects to the daemon with back-off and stops
  * cleanly when `signal` aborts (SIGTERM).
  */
 import { resolveDockerEndpoint } from '../docker/endpoint.js';
@@ -99,9 +99,16 @@ export async function watchCommand(
   };
 
   const onEvent = (event: DockerEvent): void => {
+    const why = `${event.type} ${event.name ?? ''} ${event.action}`.replace(/ +/g, ' ');
+    // A started container has its addresses now: its own rules go in at once (the defaults
+    // hold it meanwhile). Passes never overlap, so a burst of starts costs at most two.
+    if (event.type === 'container' && event.action === 'start') {
+      void reconcile(why);
+      return;
+    }
     clearTimeout(debounce);
     debounce = setTimeout(() => {
-      void reconcile(`${event.type} ${event.name ?? ''} ${event.action}`.replace(/ +/g, ' '));
+      void reconcile(why);
     }, options.debounceMs);
   };
   const interval = setInterval(() => {

@@ -28,7 +28,7 @@ function until(test: () => boolean, ms = 5000): Promise<void> {
 }
 
 describe('watch', () => {
-  test('reconciles at start, once per burst of events, again after the stream breaks; stops on abort', async () => {
+  test('reconciles at start, at once when a container starts, once per burst of other events, again after the stream breaks; stops on abort', async () => {
     const socketPath = join(dir, 'docker.sock');
     const streams: ServerResponse[] = [];
     const server = createServer((req, res) => {
@@ -85,15 +85,16 @@ describe('watch', () => {
       streams[0]?.write(
         'not json\n' + JSON.stringify({ Type: 'container', Action: 'exec_start' }) + '\n',
       );
-      await until(() => reasons.length === 2);
-      expect(reasons[1]).toContain('container old die');
+      await until(() => reasons.length === 3);
+      expect(reasons[1]).toContain('container app start'); // at once: it has its addresses now
+      expect(reasons[2]).toContain('container old die'); // the rest, after the debounce
       await new Promise((r) => setTimeout(r, 300));
-      expect(reasons).toHaveLength(2); // the burst was one pass; irrelevant events none
+      expect(reasons).toHaveLength(3); // irrelevant events: no pass
 
       streams[0]?.end(); // the daemon went away
       await until(() => streams.length === 2, 5000); // reconnected after back-off
-      await until(() => reasons.length === 3);
-      expect(reasons[2]).toContain('(reconnected)');
+      await until(() => reasons.length === 4);
+      expect(reasons[3]).toContain('(reconnected)');
       expect(out.join('')).toContain('reconnecting to Docker in 1s');
     } finally {
       stop.abort();

@@ -133,8 +133,7 @@ describeOnDocker(
           'watch',
           '-f',
           policy.file,
-          '--debounce',
-          '200ms',
+          // The default debounce: a container's start acts at once, whatever it is.
           '--interval',
           '10m',
         ],
