@@ -280,7 +280,11 @@ function build(): Command {
     .addOption(fileOption())
     .addOption(backendOption())
     .option('--interval <duration>', 'also reconcile this often, to catch manual edits', '5m')
-    .option('--debounce <duration>', 'wait this long after a Docker event', '2s')
+    .option(
+      '--debounce <duration>',
+      'wait this long after a Docker event (a container start is applied at once)',
+      '2s',
+    )
     .action(
       (o: RunOptions & { file: string; interval: string; debounce: string }, command: Command) =>
         run(command, async (ctx) => {
