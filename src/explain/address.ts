@@ -3,10 +3,10 @@
  * Parsing and printing go through ipaddr.js; containment and "an address outside these
  * prefixes" are arithmetic on bigints. Pure.
  */
-import { createRequire } from 'node:module';
+// A static import, so the bundler puts ipaddr.js into dist/bundle (see src/policy/address.ts):
+// the installed package has no node_modules to load it from.
+import ipaddr from 'ipaddr.js';
 import type { Family } from '../policy/model.js';
-
-const ipaddr = createRequire(import.meta.url)('ipaddr.js') as typeof import('ipaddr.js');
 
 export interface Address {
   readonly family: Family;
