@@ -3,6 +3,7 @@
  * Inventory. Pure: the answers are parsed JSON values. Anything malformed is a MoatError that says
  * which field was wrong, never a TypeError.
  */
+import { isIP } from 'node:net';
 import { MoatError } from '../core/errors.js';
 import type {
   ContainerAttachment,
@@ -66,12 +67,28 @@ function nonEmptyString(value: unknown, where: string): string {
   return text;
 }
 
-/** Empty strings from the API mean "no address"; they become undefined. */
-function optionalAddress(value: unknown, where: string): string | undefined {
+/**
+ * Empty strings from the API mean "no address"; they become undefined. What is there must be
+ * an address (or, with `prefix`, a block): it reaches iptables-restore as `-s`/`-d`.
+ */
+function optionalAddress(value: unknown, where: string, prefix = false): string | undefined {
   if (value === undefined || value === null) return undefined;
   const text = string(value, where);
-  return text === '' ? undefined : text;
+  if (text === '') return undefined;
+  const [address = '', length, ...rest] = text.split('/');
+  const family = isIP(address);
+  const bits = family === 4 ? 32 : 128;
+  const lengthOk =
+    length === undefined
+      ? !prefix
+      : prefix && /^\d{1,3}$/.test(length) && Number(length) <= bits && rest.length === 0;
+  if (family === 0 || !lengthOk)
+    throw malformed(where, prefix ? 'is not an address block' : 'is not an address', value);
+  return text;
 }
+
+/** A Linux interface name that iptables reads as one name (no `+` wildcard, no quotes). */
+const INTERFACE_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
 function port(value: unknown, where: string): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535)
@@ -193,8 +210,13 @@ function gatewayMode(options: Json, family: 'ipv4' | 'ipv6', where: string): Gat
 /** The Linux interface of a bridge network, as the daemon names it when no option says. */
 function bridgeInterface(name: string, id: string, options: Json, where: string): string {
   const explicit = options[BRIDGE_NAME_OPTION];
-  if (explicit !== undefined && explicit !== null && explicit !== '')
-    return string(explicit, `${where}.Options["${BRIDGE_NAME_OPTION}"]`);
+  if (explicit !== undefined && explicit !== null && explicit !== '') {
+    const at = `${where}.Options["${BRIDGE_NAME_OPTION}"]`;
+    const text = string(explicit, at);
+    if (!INTERFACE_NAME.test(text))
+      throw malformed(at, 'is not an interface name moat can write', text);
+    return text;
+  }
   if (name === 'bridge') return 'docker0';
   return `br-${id.slice(0, 12)}`;
 }
@@ -206,6 +228,7 @@ function subnets(value: unknown, where: string): string[] {
     const subnet = optionalAddress(
       object(entry, `${where}.Config[${i}]`).Subnet,
       `${where}.Config[${i}].Subnet`,
+      true,
     );
     if (subnet !== undefined) out.push(subnet);
   });

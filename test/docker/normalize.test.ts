@@ -362,3 +362,48 @@ describe('inventoryFromApi: malformed answers are MoatErrors that say what was w
     );
   });
 });
+
+describe('inventoryFromApi: what reaches a rule is checked, not trusted', () => {
+  type Raw = Record<string, unknown>;
+  const edited = (edit: (containers: Raw[], networks: Raw[]) => void): unknown => {
+    const containers = liveContainers() as Raw[];
+    const networks = liveNetworks() as Raw[];
+    edit(containers, networks);
+    return failure(containers, networks);
+  };
+  const firstAttachment = (containers: Raw[]): Raw => {
+    const settings = containers[0]?.NetworkSettings as { Networks: Record<string, Raw> };
+    const first = Object.values(settings.Networks)[0];
+    if (first === undefined) throw new Error('fixture has no attachment');
+    return first;
+  };
+
+  test('the unedited capture passes', () => {
+    expect(edited(() => undefined)).toBeUndefined();
+  });
+
+  test('a container address that carries rule text is refused', () => {
+    const error = edited((containers) => {
+      firstAttachment(containers).IPAddress = '172.30.0.9/0 -j ACCEPT -s 1.2.3.4';
+    });
+    expectApiError(error, 'is not an address');
+  });
+
+  test('a bridge name iptables would read as a wildcard or a quote is refused', () => {
+    for (const name of ['ap"p', 'br+', 'a b']) {
+      const error = edited((_, networks) => {
+        const appnet = networks.find((n) => n.Name !== 'bridge') as Raw;
+        appnet.Options = { 'com.docker.network.bridge.name': name };
+      });
+      expectApiError(error, 'is not an interface name');
+    }
+  });
+
+  test('a subnet must be an address block', () => {
+    const error = edited((_, networks) => {
+      const ipam = networks[0]?.IPAM as { Config: Raw[] };
+      ipam.Config = [{ Subnet: '172.17.0.0/16 -j ACCEPT' }];
+    });
+    expectApiError(error, 'is not an address block');
+  });
+});
