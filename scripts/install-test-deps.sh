@@ -34,7 +34,7 @@ fi
 # is an error here, before any test runs; elsewhere the tests that need it are skipped.
 release_sh=${MOAT_DOCKER_RELEASE_SH:-}
 if [ -z "$release_sh" ]; then
-  for candidate in ../shared/docker/release.sh ../../shared/docker/release.sh; do
+  for candidate in ../shared/docker/release.sh ../../shared/docker/release.sh /work/shared/docker/release.sh; do
     if [ -f "$candidate" ]; then release_sh=$candidate; break; fi
   done
 fi

@@ -62,12 +62,14 @@ export const ALL_TARGETS: readonly TargetName[] = Object.keys(TARGETS) as Target
 
 const REPO = resolve(import.meta.dirname, '../..');
 
-/** release.sh: MOAT_DOCKER_RELEASE_SH, else `shared/docker/` beside the repository or its parent. */
+/** release.sh: MOAT_DOCKER_RELEASE_SH, else `shared/docker/` beside the repository, its parent, or /work. */
 export function releaseScript(): string | undefined {
   const candidates = [
     process.env.MOAT_DOCKER_RELEASE_SH,
     resolve(REPO, '../shared/docker/release.sh'),
     resolve(REPO, '../../shared/docker/release.sh'),
+    // The test machines' copy, for a clone made anywhere else (CI's clean clone).
+    '/work/shared/docker/release.sh',
   ];
   return candidates.find((c): c is string => c !== undefined && c !== '' && existsSync(c));
 }
