@@ -62,14 +62,33 @@ export function bridgeMembers(inventory: Inventory): BridgeMember[] {
   return out;
 }
 
+/**
+ * Whether Docker routes a binding instead of DNATing it: every network the container is on is
+ * in gateway mode `routed` for the binding's family. Docker then lists the host port it was
+ * asked for but maps none; the container's own port is what clients reach.
+ */
+function routedBinding(inventory: Inventory, container: DockerContainer, hostIp: string): boolean {
+  const family: Family = hostIp.includes(':') ? 'ipv6' : 'ipv4';
+  const modes = container.attachments.map(
+    (a) =>
+      inventory.networks.find((n) => n.id === a.networkId || n.name === a.network)?.gatewayMode[
+        family
+      ],
+  );
+  return modes.length > 0 && modes.every((m) => m === 'routed');
+}
+
 /** Published tcp/udp ports of running containers, one entry per container, path and port. */
 export function rawPublications(inventory: Inventory): RawPublication[] {
   const out = new Map<string, RawPublication>();
   for (const container of runningContainers(inventory)) {
     for (const p of container.ports) {
       if (!isPolicyProtocol(p)) continue;
-      const via = p.hostPort === undefined ? 'routed' : 'dnat';
-      const port = p.hostPort ?? p.containerPort;
+      const via =
+        p.hostPort === undefined || routedBinding(inventory, container, p.hostIp)
+          ? 'routed'
+          : 'dnat';
+      const port = via === 'dnat' ? (p.hostPort ?? p.containerPort) : p.containerPort;
       const key = `${container.id}|${via}|${p.protocol}|${port}|${p.containerPort}`;
       const seen = out.get(key);
       const hostIps = via === 'dnat' ? [...(seen?.hostIps ?? []), p.hostIp] : [];

@@ -152,7 +152,7 @@ test("a routed network's own members are not the outside clients the plan's word
     const policy =
       'version: 1\ncontainers:\n  api:\n    ingress:\n      - ports: [80/tcp]\n        from: [203.0.113.7]\n';
     const found = await contradictions(dir, policy);
-    expect(found.filter((c) => /172\.30\./.test(c))).toEqual([]);
+    expect(found.filter((c) => c.includes('gets in'))).toEqual([]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
