@@ -108,6 +108,35 @@ export class Ingress {
     );
   }
 
+  /**
+   * On a routed network the rules name container ports, and Docker 29 does not list a routed
+   * binding in its container list: each single port a rule of the container's groups names is
+   * held at its address whether or not the list shows it.
+   */
+  private namedRoutedPorts(
+    container: RawPublication['container'],
+    listed: readonly RawPublication[],
+  ): RawPublication[] {
+    const out = new Map<string, RawPublication>();
+    for (const { group, rule } of this.rules) {
+      if (rule.ports === 'all' || !this.context.inGroup(group, container)) continue;
+      for (const r of rule.ports) {
+        if (r.first !== r.last) continue;
+        const key = `${r.protocol}/${r.first}`;
+        if (listed.some((p) => `${p.protocol}/${p.port}` === key)) continue;
+        out.set(key, {
+          container,
+          protocol: r.protocol,
+          via: 'routed',
+          port: r.first,
+          containerPort: r.first,
+          hostIps: [],
+        });
+      }
+    }
+    return [...out.values()];
+  }
+
   /** Who may reach a publication, and the rules that say so. */
   reachOf(p: RawPublication): { sources: SourceSet; origins: RuleOrigin[] } {
     if (p.via === 'dnat') {
@@ -176,6 +205,7 @@ export class Ingress {
       const own = this.context
         .publicationsOf(m.container)
         .filter((p) => (p.via === 'routed') === (mode === 'routed'));
+      if (mode === 'routed') own.push(...this.namedRoutedPorts(m.container, own));
       for (const p of own) {
         const key = `${m.bridge}|${p.protocol}|${p.containerPort}`;
         const entry = byPort.get(key) ?? {

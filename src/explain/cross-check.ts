@@ -43,10 +43,17 @@ export interface Contradiction {
 
 const FAMILY_NAME: Readonly<Record<Family, string>> = { ipv4: 'IPv4', ipv6: 'IPv6' };
 
-/** The first rule (or chain policy) on a probe's way that gave its verdict: the one that decided. */
+/**
+ * The first rule (or chain policy) on a probe's way that gave its verdict: the one that decided.
+ * An accept decides only in the filter table (raw's, mangle's and nat's pass packets on).
+ */
 function decidingRule(probe: Probe): string | undefined {
-  const effect = probe.outcome.verdict === 'reachable' ? /^ACCEPT/ : /^(DROP|REJECT)/;
+  const reached = probe.outcome.verdict === 'reachable';
+  const effect = reached ? /^ACCEPT/ : /^(DROP|REJECT)/;
   for (const step of probe.outcome.trail) {
+    if (step.kind === 'note') continue;
+    const table = step.kind === 'rule' ? step.rule.table : step.table;
+    if (reached && table !== 'filter') continue;
     if (step.kind === 'policy' && effect.test(step.policy))
       return `${step.table} ${step.chain} policy ${step.policy}`;
     if (step.kind === 'rule' && effect.test(step.effect))

@@ -23,8 +23,8 @@ ${defaults}containers:
         from: ${from}
 `;
 
-describeOnDocker(['28.5.2', '29.7.2-nftables'], NEEDS, 'gateway modes', () => {
-  const lab = useLab({}, (lab) => {
+describeOnDocker(['28.5.2', '29.7.2-nftables'], NEEDS, 'gateway modes', (target) => {
+  const lab = useLab({ target }, (lab) => {
     lab.createNetwork('routed', {
       subnet4: '172.28.0.0/24',
       subnet6: '2001:db8:28::/64',

@@ -23,11 +23,11 @@ const IN_V6 = '2001:db8:100::20'; // in 2001:db8:100::/120
 const OUT_V6 = '2001:db8:100::2:1';
 
 describeOnDocker(
-  ['20.10.24'],
+  ['20.10.24', '28.5.2'],
   NEEDS,
   'rules add up, defaults need no inventory, host services are never caught',
-  () => {
-    const lab = useLab({ destinations: true }, (lab) => {
+  (target) => {
+    const lab = useLab({ target, destinations: true }, (lab) => {
       const wan = lab.sandbox.wan;
       for (const a of [`${IN_V4}/24`, `${OUT_V4}/24`])
         wan.exec('ip', ['addr', 'add', a, 'dev', 'vd1']);
@@ -134,6 +134,28 @@ containers:
       lab.expectReachability([['wan -> late 9191 over IPv6', false, wanReaches(v6(9191))]]);
       lab.sandbox.docker(['rm', '-f', 'late']);
     });
+
+    // Docker 27+ DNATs IPv6 for a network made with --ipv6: the defaults hold there from the
+    // first packet too, with no docker-proxy path to wait for.
+    if (target.gatewayModes)
+      test('defaults hold a late container on an --ipv6 network over IPv6 DNAT, with no moat run', () => {
+        lab.applyConverged('version: 1\ndefaults:\n  ingress: host\n');
+        lab.createNetwork('late6net', { subnet4: '172.29.0.0/24', subnet6: 'fd00:db8:29::/64' });
+        lab.sandbox.runHttpd('late6', ['9393:80'], ['--network', 'late6net']);
+        try {
+          lab.expectReachability([
+            ['wan -> late6 9393 over IPv6 (DNAT, defaults)', false, wanReaches(v6(9393))],
+            ['wan -> late6 9393 over IPv4 (defaults)', false, wanReaches(v4(9393))],
+            ['host -> late6 9393', true, () => lab.sandbox.httpStatusFromHost(v4(9393)) !== '000'],
+          ]);
+          lab.applyConverged('version: 1\n');
+          lab.expectReachability([
+            ['wan -> late6 9393 over IPv6 once the defaults allow', true, wanReaches(v6(9393))],
+          ]);
+        } finally {
+          lab.sandbox.docker(['rm', '-f', 'late6']);
+        }
+      });
 
     test("a foreign ACCEPT before moat's hook: packets get in, and plan says its words are contradicted", () => {
       lab.applyConverged(`version: 1
