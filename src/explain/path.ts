@@ -300,17 +300,7 @@ class PathWalk {
 
   /** The SYN-ACK from a remote end (a container, another host) arriving on `iif`. */
   replyFromWire(conn: Connection, iif: string): true | Blocked {
-    const r = conn.reply;
-    const packet = new Packet(
-      conn.orig.src.family,
-      conn.protocol,
-      r.src,
-      r.dst,
-      r.sport,
-      r.dport,
-      SYN_ACK,
-      {},
-    );
+    const packet = replyPacket(conn);
     this.note(`reply ${packet.describe()} arrives on ${iif}`);
     const bridge = this.view.bridges.get(iif);
     if (bridge !== undefined && this.sameBridge(packet.dst, iif)) {
@@ -368,17 +358,7 @@ class PathWalk {
 
   /** The SYN-ACK from a socket of the host. */
   replyFromHost(conn: Connection): true | Blocked {
-    const r = conn.reply;
-    const packet = new Packet(
-      conn.orig.src.family,
-      conn.protocol,
-      r.src,
-      r.dst,
-      r.sport,
-      r.dport,
-      SYN_ACK,
-      {},
-    );
+    const packet = replyPacket(conn);
     this.note(`reply ${packet.describe()} leaves the host's socket`);
     if (conn.snat) {
       packet.dst = conn.orig.src;
@@ -575,4 +555,19 @@ function connect(
   const leg = connect(path, socket.proxy, depth + 1);
   if (isBlocked(leg)) return { blocked: `docker-proxy's own connection: ${leg.blocked}` };
   return { reached: `through docker-proxy (pid ${socket.pid}): ${leg.reached}` };
+}
+
+/** The SYN-ACK of a connection, as its remote end sends it. */
+function replyPacket(conn: Connection): Packet {
+  const r = conn.reply;
+  return new Packet(
+    conn.orig.src.family,
+    conn.protocol,
+    r.src,
+    r.dst,
+    r.sport,
+    r.dport,
+    SYN_ACK,
+    {},
+  );
 }
