@@ -53,13 +53,51 @@ function namedPorts(publications: readonly Publication[]): string[] {
 }
 
 /** The whole claim of `moat init`, checked against one inventory. */
+/** `-d ADDRESS/32 … --dport PORT` of each publication on loopback only (what moat holds). */
+function loopbackOnly(inv: Inventory): { addresses: string[]; dport: string }[] {
+  const out: { addresses: string[]; dport: string }[] = [];
+  for (const c of inv.containers.filter((x) => x.state === 'running')) {
+    const byPort = new Map<string, string[]>();
+    for (const p of c.ports)
+      if (p.hostPort !== undefined)
+        byPort.set(`${p.protocol}/${p.containerPort}`, [
+          ...(byPort.get(`${p.protocol}/${p.containerPort}`) ?? []),
+          p.hostIp,
+        ]);
+    for (const [key, ips] of byPort) {
+      if (!ips.every((ip) => ip.startsWith('127.') || ip === '::1')) continue;
+      const addresses = c.attachments
+        .flatMap((a) => [a.ipv4, a.ipv6])
+        .filter((a): a is string => a !== undefined)
+        .map((a) => `-d ${a}/${a.includes(':') ? 128 : 32}`);
+      out.push({ addresses, dport: `--dport ${key.split('/')[1] ?? ''}` });
+    }
+  }
+  return out;
+}
+
 function expectFaithful(inv: Inventory): Policy {
   const policy = parsed(initialPolicy(inv));
   const desired = compile(policy, inv);
-  for (const family of [desired.families.ipv4, desired.families.ipv6]) {
-    expect(family.chains).toEqual([]);
-    expect(family.jumps).toEqual([]);
-  }
+  // The one thing adopting changes: a port Docker publishes on loopback only is held to the
+  // host at the container's address too (before Docker 28 a routing neighbour reached it).
+  const held = loopbackOnly(inv);
+  const drops = [desired.families.ipv4, desired.families.ipv6].flatMap((f) =>
+    f.chains.flatMap((c) => c.rules.map((r) => r.spec)).filter((spec) => spec.endsWith('-j DROP')),
+  );
+  const isHeld = (spec: string): boolean =>
+    held.some(
+      (h) =>
+        spec.includes(`${h.dport} `) &&
+        // One rule per bridge and port when every container there agrees, else per address.
+        (!spec.includes('-d ') || h.addresses.some((a) => spec.includes(`${a} `))),
+    );
+  expect(drops.filter((spec) => !isHeld(spec))).toEqual([]);
+  if (held.length === 0)
+    for (const family of [desired.families.ipv4, desired.families.ipv6]) {
+      expect(family.chains).toEqual([]);
+      expect(family.jumps).toEqual([]);
+    }
   expect(desired.ipsets).toEqual([]);
   // No uncovered-port (every exposed port is named), no group without a container, no container
   // in two groups.
@@ -68,8 +106,10 @@ function expectFaithful(inv: Inventory): Policy {
 
   const plan = diff(desired, dockerHost());
   expect(plan.exposures.every((e) => e.paths.every((p) => p.now.anyone))).toBe(true);
-  expect(plan.steps).toEqual([]);
-  expect(plan.summary).toEqual({ add: 0, change: 0, destroy: 0 });
+  if (held.length === 0) {
+    expect(plan.steps).toEqual([]);
+    expect(plan.summary).toEqual({ add: 0, change: 0, destroy: 0 });
+  }
 
   // Each running container belongs to exactly one group.
   const selection = selectContainers(policy.containers, inv);
