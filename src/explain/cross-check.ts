@@ -1,9 +1,9 @@
 /**
  * The plan's sentences checked against packets: for every published port the plan describes,
  * the packet-path evaluator asks the whole ruleset the plan leaves (Docker's and other
- * programs' rules included) whether an outside client (`anyone`) and each source block the
- * plan names can open a connection. Where the evaluator's answer contradicts the plan's words,
- * the result names both. Pure.
+ * programs' rules included) whether a client in each region of the address space, each source
+ * block the plan names, and an address no rule names can open a connection. Where the answer
+ * contradicts the plan's words, the result names both. Pure.
  *
  * Two kinds: `open` (the plan says a client is kept out, a packet gets in: something bypasses
  * moat's rules, e.g. an ACCEPT in FORWARD before DOCKER-USER) and `closed` (the plan says a
