@@ -5,14 +5,15 @@
  * sandbox's namespace) and `moat drops` maps it to the policy line; a flood of 10,000 blocked
  * SYNs (hping3) logs no more lines than the configured limit; the metrics file passes promtool.
  */
-import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { afterAll, expect, test } from '@jest/globals';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DockerSandbox, HOST_V4, HOST_V6 } from '../support/docker-sandbox.js';
-import { CLI, moat, PolicyDir } from '../support/moat-cli.js';
-import { describeWith } from '../support/prereq.js';
+import { HOST_V4, HOST_V6 } from '../support/docker-sandbox.js';
+import { describeOnDocker } from '../support/docker-targets.js';
+import { useLab } from '../support/lab.js';
+import { CLI } from '../support/moat-cli.js';
 import { checkMetrics, promtoolPath } from '../support/promtool.js';
 
 const NFLOG_GROUP = 7;
@@ -43,16 +44,30 @@ interface Row {
   position: string | null;
 }
 
-describeWith(
+describeOnDocker(
+  ['20.10.24'],
   ['root', 'dockerd', 'iptables', 'ip', 'busybox', 'curl', 'ulogd', 'hping3'],
   'drops: counters per policy rule, logging through NFLOG',
   () => {
-    let sandbox: DockerSandbox;
-    const policy = new PolicyDir();
+    const lab = useLab({}, (lab) => {
+      lab.runHttpd('ghost', ['2368:2368'], [], 2368);
+      lab.runHttpd('api', ['8080:80'], [], 80);
+      lab.runHttpd('other', ['8081:80'], [], 80);
+      const applied = lab.moat([
+        'apply',
+        '-f',
+        lab.policy.write(policyText('5/hour')),
+        '--auto-approve',
+        '--metrics-file',
+        metricsFile,
+      ]);
+      if (applied.status !== 0) throw new Error(`apply: ${applied.stdout}${applied.stderr}`);
+    });
+    const policy = lab.policy;
     const logFile = join(policy.dir, 'drops.log');
     const metricsFile = join(policy.dir, 'moat.prom');
     let ulogd: ChildProcess | undefined;
-    const run = (args: string[]) => moat(sandbox, args, sandbox.env);
+    const run = (args: string[]) => lab.moat(args);
 
     /** Packets per `rule family`, from `moat status --json`. */
     const counters = (): Map<string, number> => {
@@ -64,7 +79,7 @@ describeWith(
     /** The rules whose counters rose between two reads. */
     const rose = (before: Map<string, number>, after: Map<string, number>): string[] =>
       [...after].filter(([k, v]) => v > (before.get(k) ?? 0)).map(([k]) => k);
-    const connect = (url: string): string => sandbox.httpStatusFromWan(url);
+    const connect = (url: string): string => lab.sandbox.httpStatusFromWan(url);
     const moatLines = (): string[] =>
       existsSync(logFile)
         ? readFileSync(logFile, 'utf8')
@@ -72,29 +87,11 @@ describeWith(
             .filter((l) => l.includes('moat-drop '))
         : [];
 
-    beforeAll(async () => {
-      sandbox = await DockerSandbox.start();
-      sandbox.runHttpd('ghost', ['2368:2368'], [], 2368);
-      sandbox.runHttpd('api', ['8080:80'], [], 80);
-      sandbox.runHttpd('other', ['8081:80'], [], 80);
-      const applied = run([
-        'apply',
-        '-f',
-        policy.write(policyText('5/hour')),
-        '--auto-approve',
-        '--metrics-file',
-        metricsFile,
-      ]);
-      if (applied.status !== 0) throw new Error(`apply: ${applied.stdout}${applied.stderr}`);
-    }, 180_000);
-
     afterAll(async () => {
       if (ulogd?.pid !== undefined && ulogd.exitCode === null) {
         ulogd.kill('SIGTERM');
         await new Promise((resolve) => ulogd?.once('exit', resolve));
       }
-      await (sandbox as DockerSandbox | undefined)?.stop();
-      policy.remove();
     }, 120_000);
 
     test.each([
@@ -154,7 +151,7 @@ describeWith(
       expect(
         run(['apply', '-f', policy.write(policyText('20/hour')), '--auto-approve']).status,
       ).toBe(0);
-      ulogd = spawn('nsenter', [`--net=${sandbox.host.path}`, 'ulogd', '-c', conf], {
+      ulogd = spawn('nsenter', [`--net=${lab.sandbox.host.path}`, 'ulogd', '-c', conf], {
         stdio: 'ignore',
       });
       const ulogdLog = join(policy.dir, 'ulogd.log');
@@ -190,7 +187,7 @@ describeWith(
       const follow = spawn(
         'nsenter',
         [
-          `--net=${sandbox.host.path}`,
+          `--net=${lab.sandbox.host.path}`,
           process.execPath,
           CLI,
           'drops',
@@ -201,7 +198,7 @@ describeWith(
           '--follow',
         ],
         {
-          env: { ...process.env, ...sandbox.env, NO_COLOR: '1' },
+          env: { ...process.env, ...lab.sandbox.env, NO_COLOR: '1' },
           stdio: ['ignore', 'pipe', 'pipe'],
         },
       );
@@ -248,7 +245,7 @@ describeWith(
       const flood = spawnSync(
         'nsenter',
         [
-          `--net=${sandbox.wan.path}`,
+          `--net=${lab.sandbox.wan.path}`,
           'hping3',
           '-S',
           '-p',
