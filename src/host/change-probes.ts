@@ -111,6 +111,16 @@ interface Supervision {
   readonly onOutput: (chunk: string) => void;
 }
 
+/**
+ * The probe's command line, under `setpriv --pdeathsig KILL` (util-linux) where there is one: a
+ * moat killed with SIGKILL then takes its probes with it instead of leaving them to run on.
+ */
+function dyingWithMoat(spec: ProbeCommand): [string, string[]] {
+  // A command that is not there is spawned as is, so its failure to start is reported as such.
+  if (!onPath('setpriv') || !onPath(spec.command)) return [spec.command, [...spec.args]];
+  return ['setpriv', ['--pdeathsig', 'KILL', '--', spec.command, ...spec.args]];
+}
+
 function env(): NodeJS.ProcessEnv {
   return { ...process.env, LC_ALL: 'C' };
 }
@@ -133,7 +143,8 @@ export function supervise(
 
   const start = (restart: boolean): void => {
     const startedAt = Date.now();
-    const proc = spawn(spec.command, [...spec.args], { env: env(), stdio: 'pipe' });
+    const [command, args] = dyingWithMoat(spec);
+    const proc = spawn(command, args, { env: env(), stdio: 'pipe' });
     child = proc;
     let stderr = '';
     proc.stdout.setEncoding('utf8');
