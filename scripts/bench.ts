@@ -13,6 +13,9 @@
  *        [--watch-rules 1000,50000] [--watch-idle SECONDS] [--watch-repeats N]
  *        [--no-watch | --watch-only]   (`moat watch`: idle CPU and repair latency after each
  *                          kind of tampering, on hosts of these sizes; scripts/bench/watch.ts)
+ *        [--exposure-targets 20.10.24,28.5.2,29.7.2-nftables] [--no-exposure | --exposure-only]
+ *                          (the exposure window after `docker run`, with real packets on real
+ *                          daemons of these Docker releases; scripts/bench/exposure.ts)
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
@@ -23,6 +26,8 @@ import { containersAnswer, makeInventory, networksAnswer } from './bench/host.js
 import { destroyAll, timedChecked, timedRun } from './bench/netns.js';
 import { profileHost } from './bench/profile.js';
 import { MEASURED, watchScenario, type WatchRow } from './bench/watch.js';
+import { EXPOSURE_TARGETS, exposureScenario, type ExposureRow } from './bench/exposure.js';
+import { TARGETS, type TargetName } from '../test/support/docker-releases.js';
 import { median, formatTable, seconds, ratio, mib, kib } from './bench/report.js';
 import {
   CLI,
@@ -53,6 +58,10 @@ interface Options {
   watchRepeats: number;
   /** Only the watch measurements. */
   watchOnly: boolean;
+  /** Docker targets of the exposure measurements; [] skips them. */
+  exposureTargets: TargetName[];
+  /** Only the exposure measurements. */
+  exposureOnly: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Options {
@@ -67,6 +76,8 @@ function parseArgs(argv: readonly string[]): Options {
     watchIdleSeconds: 60,
     watchRepeats: 3,
     watchOnly: false,
+    exposureTargets: [...EXPOSURE_TARGETS],
+    exposureOnly: false,
   };
   const list = (value: string | undefined): string[] =>
     (value ?? '').split(',').filter((s) => s !== '');
@@ -96,6 +107,18 @@ function parseArgs(argv: readonly string[]): Options {
         break;
       case '--watch-only':
         options.watchOnly = true;
+        break;
+      case '--exposure-targets':
+        options.exposureTargets = list(value()).map((name) => {
+          if (!(name in TARGETS)) throw new Error(`unknown Docker target ${name}`);
+          return name as TargetName;
+        });
+        break;
+      case '--no-exposure':
+        options.exposureTargets = [];
+        break;
+      case '--exposure-only':
+        options.exposureOnly = true;
         break;
       case '--runs':
         options.runs = Math.max(1, Number(value()));
@@ -634,6 +657,33 @@ function reportWatch(rows: readonly WatchRow[]): void {
   );
 }
 
+/** The exposure window after `docker run`, per Docker target, case and family. */
+function reportExposure(rows: readonly ExposureRow[]): void {
+  console.log('\n## exposure after `docker run` (real dockerd, real packets)\n');
+  const ms = (n: number | undefined) => (n === undefined ? '—' : String(n));
+  console.log(
+    formatTable(
+      ['Docker', 'moat', 'case', 'family', 'ready ms', 'leaked', 'window ms', 'first drop ms'],
+      rows.map((r) => [
+        r.target,
+        r.moat,
+        r.case,
+        r.family,
+        ms(r.readyMs),
+        String(r.leaked),
+        String(r.windowMs),
+        ms(r.firstDropMs),
+      ]),
+    ),
+  );
+  console.log(
+    '\nms are from `docker run` returning. ready: the host first reaches the port, or the ' +
+      'recreated container first gets out on its allowed port; leaked: connections the policy ' +
+      'forbids that got through; window: to the last of them (0: none); first drop: the first ' +
+      'outside connection that timed out. "not running": after `moat apply`, no moat process.',
+  );
+}
+
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   if (process.getuid?.() !== 0)
@@ -685,8 +735,10 @@ async function main(): Promise<void> {
     return;
   }
   const watchRows: WatchRow[] = [];
+  const exposureRows: ExposureRow[] = [];
+  const only = options.watchOnly || options.exposureOnly;
   try {
-    for (const backend of options.watchOnly ? [] : options.backends) {
+    for (const backend of only ? [] : options.backends) {
       for (const foreign of options.rules) {
         for (const containers of options.containers) {
           const t0 = Date.now();
@@ -708,7 +760,7 @@ async function main(): Promise<void> {
         }
       }
     }
-    for (const backend of options.backends) {
+    for (const backend of options.exposureOnly ? [] : options.backends) {
       for (const foreign of options.watchRules) {
         watchRows.push(
           await watchScenario(backend, foreign, api, modules, {
@@ -719,6 +771,8 @@ async function main(): Promise<void> {
         );
       }
     }
+    for (const target of options.watchOnly ? [] : options.exposureTargets)
+      exposureRows.push(...(await exposureScenario(target, log)));
   } finally {
     await api.close();
     rmSync(apiDir, { recursive: true, force: true });
@@ -726,6 +780,7 @@ async function main(): Promise<void> {
   }
   if (rows.length > 0) report(rows, inProcess, startup);
   if (watchRows.length > 0) reportWatch(watchRows);
+  if (exposureRows.length > 0) reportExposure(exposureRows);
   console.log(
     `total ${((Date.now() - started) / 1000).toFixed(0)} s; load now ${loadavg()
       .map((l) => l.toFixed(2))
@@ -741,6 +796,7 @@ async function main(): Promise<void> {
           rows,
           inProcess,
           watch: watchRows.map((w) => ({ ...w, latencies: Object.fromEntries(w.latencies) })),
+          exposure: exposureRows,
           cpus: cpus().length,
         },
         null,

@@ -34,7 +34,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DEFAULT_TARGET, dockerBinDir, type DockerTarget } from './docker-targets.js';
+import { DEFAULT_TARGET, dockerBinDir, type DockerTarget } from './docker-releases.js';
 import { NetNs } from './netns.js';
 
 export const BUSYBOX_IMAGE = 'moat-test/busybox:latest';
