@@ -1,31 +1,39 @@
+// @ts-check
 /**
- * The exposure benchmark's packet probes, run as their own process inside a network namespace
- * (`nsenter --net=… node prober.js …`). Each prints one JSON line per event on stdout, stamped
- * with the wall clock (Date.now()), which the benchmark compares with the time `docker run`
- * returned:
+ * Packet probes for the exposure measurements (test/support/exposure.ts), run as their own
+ * process inside a network namespace (`nsenter --net=… node prober.mjs …`). Plain JavaScript so
+ * both the tests and the built benchmark can start it as it is. Each prints one JSON line per
+ * event on stdout, stamped with the wall clock (Date.now()), which the caller compares with the
+ * time `docker run` returned:
  *
- *   prober.js connect HOST PORT EVERY_MS TIMEOUT_MS
+ *   prober.mjs connect HOST PORT EVERY_MS TIMEOUT_MS
  *       a new TCP connection to HOST:PORT every EVERY_MS, each given TIMEOUT_MS, until its stdin
  *       closes; prints {"at": start, "result": "ok" | "refused" | "timeout" | "error"} for each.
  *       A dropped SYN is a timeout; a port nothing listens on (yet) answers with a reset: refused.
- *   prober.js listen PORT [PORT…]
- *       accepts TCP connections on each port until SIGTERM; prints {"at", "port", "from"} per
- *       connection and closes it.
+ *   prober.mjs listen PORT [PORT…]
+ *       accepts TCP connections on each port until SIGTERM; prints {"at", "port"} per connection
+ *       and closes it.
  *
  * Both print {"ready": true} once they run.
  */
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, createServer } from 'node:net';
 
-type Result = 'ok' | 'refused' | 'timeout' | 'error';
-
-function print(doc: Record<string, unknown>): void {
+/** @param {Record<string, unknown>} doc */
+function print(doc) {
   process.stdout.write(`${JSON.stringify(doc)}\n`);
 }
 
-function attempt(host: string, port: number, timeoutMs: number): Promise<Result> {
+/**
+ * @param {string} host
+ * @param {number} port
+ * @param {number} timeoutMs
+ * @returns {Promise<string>}
+ */
+function attempt(host, port, timeoutMs) {
   return new Promise((resolve) => {
-    const socket: Socket = connect({ host, port });
-    const done = (result: Result): void => {
+    const socket = connect({ host, port });
+    /** @param {string} result */
+    const done = (result) => {
       socket.destroy();
       resolve(result);
     };
@@ -35,18 +43,20 @@ function attempt(host: string, port: number, timeoutMs: number): Promise<Result>
     socket.once('connect', () => {
       done('ok');
     });
-    socket.once('error', (error: NodeJS.ErrnoException) => {
+    socket.once('error', (/** @type {NodeJS.ErrnoException} */ error) => {
       done(error.code === 'ECONNREFUSED' ? 'refused' : 'error');
     });
   });
 }
 
-async function probeConnect(args: readonly string[]): Promise<void> {
+/** @param {readonly string[]} args */
+async function probeConnect(args) {
   const [host = '', port, every, timeout] = args;
   const [portN, everyMs, timeoutMs] = [port, every, timeout].map(Number);
   if (host === '' || [portN, everyMs, timeoutMs].some((n) => !Number.isFinite(n)))
-    throw new Error('usage: prober.js connect HOST PORT EVERY_MS TIMEOUT_MS');
-  const pending: Promise<void>[] = [];
+    throw new Error('usage: prober.mjs connect HOST PORT EVERY_MS TIMEOUT_MS');
+  /** @type {Promise<void>[]} */
+  const pending = [];
   const stdin = { open: true };
   process.stdin
     .once('end', () => {
@@ -57,7 +67,7 @@ async function probeConnect(args: readonly string[]): Promise<void> {
   while (stdin.open) {
     const at = Date.now();
     pending.push(
-      attempt(host, portN ?? 0, timeoutMs ?? 0).then((result) => {
+      attempt(host, Number(portN), Number(timeoutMs)).then((result) => {
         print({ at, result });
       }),
     );
@@ -66,10 +76,11 @@ async function probeConnect(args: readonly string[]): Promise<void> {
   await Promise.all(pending);
 }
 
-function listen(args: readonly string[]): void {
+/** @param {readonly string[]} args */
+function listen(args) {
   for (const port of args.map(Number)) {
     createServer((socket) => {
-      print({ at: Date.now(), port, from: socket.remoteAddress });
+      print({ at: Date.now(), port });
       socket.destroy();
     }).listen(port);
   }
@@ -80,4 +91,4 @@ function listen(args: readonly string[]): void {
 const [mode, ...rest] = process.argv.slice(2);
 if (mode === 'connect') await probeConnect(rest);
 else if (mode === 'listen') listen(rest);
-else throw new Error('usage: prober.js connect … | listen PORT…');
+else throw new Error('usage: prober.mjs connect … | listen PORT…');
