@@ -9,6 +9,7 @@ import { daemonFromApi, FIREWALL_BACKEND_API_VERSION } from './daemon.js';
 import type { DockerEndpoint } from './endpoint.js';
 import type { Inventory } from './model.js';
 import { inventoryFromApi } from './normalize.js';
+import { containersToInspect, withRoutedBindings } from './routed.js';
 
 /** The newest Engine API version whose answers moat has been checked against. */
 export const NEWEST_KNOWN_API_VERSION = '1.43';
@@ -131,6 +132,10 @@ function daemonError(socketPath: string, path: string, answer: Answer): UserErro
 async function getJson(socketPath: string, path: string, timeoutMs: number): Promise<unknown> {
   const answer = await get(socketPath, path, timeoutMs);
   if (answer.status < 200 || answer.status > 299) throw daemonError(socketPath, path, answer);
+  return parsedJson(socketPath, path, answer);
+}
+
+function parsedJson(socketPath: string, path: string, answer: Answer): unknown {
   try {
     return JSON.parse(answer.body) as unknown;
   } catch {
@@ -245,7 +250,32 @@ export async function readDockerAnswers(
       ? getJson(socketPath, `/v${infoVersion}/info`, timeoutMs)
       : { ServerVersion: daemon.release },
   ]);
-  return { apiVersion, containers, networks, info };
+  const routed = await inspectRouted(socketPath, apiVersion, containers, networks, timeoutMs);
+  return { apiVersion, containers: withRoutedBindings(containers, routed), networks, info };
+}
+
+/**
+ * The inspect answers of the containers on networks that route a family (routed.ts: Docker 29
+ * lists none of their routed bindings). A container gone since the list (404) is left out.
+ */
+async function inspectRouted(
+  socketPath: string,
+  apiVersion: string,
+  containers: unknown,
+  networks: unknown,
+  timeoutMs: number,
+): Promise<Map<string, unknown>> {
+  const ids = containersToInspect(inventoryFromApi(containers, networks));
+  const answers = await Promise.all(
+    ids.map(async (id) => {
+      const path = `/v${apiVersion}/containers/${encodeURIComponent(id)}/json`;
+      const answer = await get(socketPath, path, timeoutMs);
+      if (answer.status === 404) return undefined;
+      if (answer.status < 200 || answer.status > 299) throw daemonError(socketPath, path, answer);
+      return [id, parsedJson(socketPath, path, answer)] as const;
+    }),
+  );
+  return new Map(answers.filter((a) => a !== undefined));
 }
 
 /** The inventory of the daemon's answers, with the daemon's release and firewall backend. */

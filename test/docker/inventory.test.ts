@@ -115,6 +115,58 @@ describe('readInventory against a scripted Engine API', () => {
     expect(inventory.networks[0]?.bridge).toBe('docker0');
   });
 
+  test("Docker 29's routed bindings, missing from the list, are read from the container's own answer", async () => {
+    const seen: string[] = [];
+    const routedNetwork = {
+      Id: 'n2',
+      Name: 'routed',
+      Driver: 'bridge',
+      IPAM: { Config: [{ Subnet: '172.28.0.0/24' }] },
+      Options: { 'com.docker.network.bridge.gateway_mode_ipv4': 'routed' },
+    };
+    const onRouted = (id: string, name: string) => ({
+      Id: id,
+      Names: [`/${name}`],
+      State: 'running',
+      Ports: [],
+      NetworkSettings: { Networks: { routed: { NetworkID: 'n2', IPAddress: '172.28.0.2' } } },
+    });
+    // What 29.7.2 answers for `-p 8080:80` on that network (measured).
+    const inspected = {
+      NetworkSettings: {
+        Ports: {
+          '80/tcp': [
+            { HostIp: '0.0.0.0', HostPort: '' },
+            { HostIp: '::', HostPort: '' },
+          ],
+        },
+      },
+    };
+    const socketPath = await serve((path, res) => {
+      seen.push(path);
+      if (path === '/v1.43/containers/json')
+        json(res, 200, [...CONTAINERS, onRouted('r1', 'web'), onRouted('gone', 'gone')]);
+      else if (path === '/v1.43/networks') json(res, 200, [...NETWORKS, routedNetwork]);
+      else if (path === '/v1.43/containers/r1/json') json(res, 200, inspected);
+      else if (path === '/_ping' || path === '/v1.43/containers/gone/json')
+        json(res, 404, { message: 'no such container' });
+      else if (path === '/version') json(res, 200, { ApiVersion: '1.43', Version: '29.7.2' });
+      else json(res, 404, { message: path });
+    });
+    const inventory = await readInventory({ socketPath });
+    // Only the containers on the routed network are asked about; one removed meanwhile is skipped.
+    expect(seen.filter((p) => /containers\/[^/]+\/json$/.test(p)).sort()).toEqual([
+      '/v1.43/containers/gone/json',
+      '/v1.43/containers/r1/json',
+    ]);
+    const web = inventory.containers.find((c) => c.name === 'web');
+    expect(web?.ports).toEqual([
+      { hostIp: '0.0.0.0', containerPort: 80, protocol: 'tcp' },
+      { hostIp: '::', containerPort: 80, protocol: 'tcp' },
+    ]);
+    expect(inventory.containers.find((c) => c.name === 'ghost')?.ports[0]?.hostPort).toBe(2368);
+  });
+
   test('a newer daemon is spoken to in the newest version moat knows', async () => {
     const seen: string[] = [];
     const inventory = await readInventory({ socketPath: await serve(daemon('1.55', seen)) });

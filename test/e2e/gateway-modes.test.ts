@@ -61,6 +61,13 @@ describeOnDocker(['28.5.2', '29.7.2-nftables'], NEEDS, 'gateway modes', (target)
       direct: { ipv4: false, ipv6: false },
     });
     const plan = lab.moat(['plan', '-f', lab.policy.file]);
+    // Docker 29 lists no routed binding; moat reads it from the container's own answer.
+    const doc = JSON.parse(lab.moat(['plan', '-f', lab.policy.file, '--json']).stdout) as {
+      exposures: { container: string; via: string; port: number }[];
+    };
+    expect(doc.exposures.filter((e) => e.container === 'routed-web')).toEqual([
+      expect.objectContaining({ via: 'routed', port: 80 }),
+    ]);
     expect(plan.stdout).toContain('nat-unprotected');
     expect(plan.stdout).not.toContain('Contradicted');
   });
