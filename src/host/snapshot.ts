@@ -26,6 +26,7 @@ const FILES = {
   ipv4: 'iptables-save.txt',
   ipv6: 'ip6tables-save.txt',
   ipsets: 'ipset-save.txt',
+  /** `GET /containers/json`, with Docker 29's routed bindings added (docker/routed.ts). */
   containers: 'docker-containers.json',
   networks: 'docker-networks.json',
   /** The fields of `GET /info` moat reads (release, firewall backend). */
