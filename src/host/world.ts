@@ -54,12 +54,12 @@ export interface HostRead {
 
 /** A snapshot directory's state (as plan reads it) and its World (its save files hold every table). */
 async function readSnapshotHost(dir: string): Promise<HostRead> {
-  const [state, capture, ipv4, ipv6] = await Promise.all([
-    readSnapshot(dir),
-    readCapture(dir),
-    saveText(dir, 'ipv4'),
-    saveText(dir, 'ipv6'),
-  ]);
+  const reading = readSnapshot(dir);
+  const rest = Promise.all([readCapture(dir), saveText(dir, 'ipv4'), saveText(dir, 'ipv6')]);
+  rest.catch(() => undefined);
+  // readSnapshot's error comes first: it says what is wrong with the directory (no meta.json).
+  const state = await reading;
+  const [capture, ipv4, ipv6] = await rest;
   const world = buildWorld(
     state.live,
     state.inventory,
