@@ -5,9 +5,8 @@
  * is an error; a port the plan calls open that something else drops is a warning.
  */
 import type { PlanWarning } from '../compile/model.js';
+import type { World } from '../explain/model.js';
 import type { Plan } from '../plan/model.js';
-import type { Context } from './context.js';
-import { readHostWorld, type HostSource } from './host-state.js';
 
 /** How long plan spends checking, so a host with thousands of ports still plans in seconds. */
 const BUDGET_MS = 1500;
@@ -16,11 +15,13 @@ function summarise(ports: readonly string[]): string {
   return ports.length <= 5 ? ports.join(', ') : `${ports.slice(0, 5).join(', ')}, …`;
 }
 
-/** The plan with the contradictions the evaluator finds added to its warnings. */
-export async function crossCheckPlan(ctx: Context, source: HostSource, plan: Plan): Promise<Plan> {
+/**
+ * The plan with the contradictions the evaluator finds added to its warnings; `world` is the
+ * host (or snapshot) the plan was made from.
+ */
+export async function crossCheckPlan(world: World, plan: Plan): Promise<Plan> {
   if (plan.exposures.length === 0) return plan;
-  const [world, { worldAfterPlan }, { crossCheck, contradictionWords }] = await Promise.all([
-    readHostWorld(ctx, source),
+  const [{ worldAfterPlan }, { crossCheck, contradictionWords }] = await Promise.all([
     import('../explain/after-plan.js'),
     import('../explain/cross-check.js'),
   ]);

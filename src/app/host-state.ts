@@ -4,6 +4,7 @@
  */
 import type { Inventory } from '../docker/model.js';
 import type { World } from '../explain/model.js';
+import type { HostRead } from '../host/world.js';
 import { openLiveHost, type HostState, type LiveHost } from '../host/read-host.js';
 import type { Context, HostOptions } from './context.js';
 
@@ -48,4 +49,11 @@ export async function readHostWorld(ctx: Context, source: HostSource): Promise<W
   const { readWorldFromHost, readWorldFromSnapshot } = await import('../host/world.js');
   if (source.snapshot !== undefined) return readWorldFromSnapshot(source.snapshot);
   return readWorldFromHost(await openHost(ctx, source.backend));
+}
+
+/** What `moat plan` reads, each source once: the World for its cross-check and the plan's state. */
+export async function readPlanHost(ctx: Context, source: HostSource): Promise<HostRead> {
+  const { readForPlan } = await import('../host/world.js');
+  if (source.snapshot !== undefined) return readForPlan({ snapshot: source.snapshot });
+  return readForPlan(await openHost(ctx, source.backend));
 }

@@ -1,15 +1,17 @@
 /**
- * `moat plan`, and `makePlan`, the one way a plan is made from a policy file and a host (the
- * golden tests call it too). The host is read first and the rest of moat (policy reader,
+ * `moat plan`, and `makePlan`, the one way a plan is made from a policy file and a host (status
+ * and the golden tests call it too). The host is read first and the rest of moat (policy reader,
  * compiler, differ, renderers: most of its code) is loaded while the reads run, so start-up and
- * reading overlap.
+ * reading overlap. `moat plan` reads the host once, whole: its cross-check evaluates that World,
+ * and the plan is made from a view of it.
  */
 import type { DesiredState } from '../compile/model.js';
 import { ExitCode } from '../core/errors.js';
+import type { HostState } from '../host/read-host.js';
 import type { LiveNetfilter } from '../netfilter/model.js';
 import type { Plan } from '../plan/model.js';
 import type { Context } from './context.js';
-import { readHostState, type HostSource } from './host-state.js';
+import { readHostState, readPlanHost, type HostSource } from './host-state.js';
 import type { LoadedPolicy } from './policy-input.js';
 
 export interface PlanSource extends HostSource {
@@ -32,9 +34,17 @@ export interface MadePlan {
   readonly live: LiveNetfilter;
 }
 
-export async function makePlan(ctx: Context, source: PlanSource): Promise<MadePlan> {
-  // Read the host while the policy is parsed; the policy's own errors are reported first.
-  const reading = readHostState(ctx, source);
+export function makePlan(ctx: Context, source: PlanSource): Promise<MadePlan> {
+  return planFrom(ctx, source, readHostState(ctx, source));
+}
+
+/** The plan of the host state `reading` gives, read while the policy is parsed. */
+async function planFrom(
+  ctx: Context,
+  source: PlanSource,
+  reading: Promise<HostState>,
+): Promise<MadePlan> {
+  // The policy's own errors are reported first.
   reading.catch(() => undefined);
   const [{ loadValidPolicy }, { desiredAndPlan, withListenerNames }] = await Promise.all([
     import('./policy-input.js'),
@@ -52,8 +62,14 @@ function shellWord(word: string): string {
 }
 
 export async function planCommand(ctx: Context, options: PlanOptions): Promise<number> {
+  // The host is read once: the plan is made from a view of the World its cross-check evaluates.
+  const reading = readPlanHost(ctx, options);
   const [made, { changesExit }, model, json, text, saved, check] = await Promise.all([
-    makePlan(ctx, options),
+    planFrom(
+      ctx,
+      options,
+      reading.then((read) => read.state),
+    ),
     import('./context.js'),
     import('../plan/model.js'),
     import('../plan/render-json.js'),
@@ -62,7 +78,7 @@ export async function planCommand(ctx: Context, options: PlanOptions): Promise<n
     import('./cross-check.js'),
   ]);
   const { policy } = made;
-  const plan = await check.crossCheckPlan(ctx, options, made.plan);
+  const plan = await check.crossCheckPlan((await reading).world, made.plan);
   if (options.out === '-') {
     // The saved plan is the output: nothing else on stdout.
     await saved.writeSavedPlan(ctx.io, '-', saved.savedPlanText(plan, policy));

@@ -4,11 +4,10 @@
  * `br-<id>`), `docker_gwbridge` (swarm), and any bridge a network names explicitly. Host
  * interfaces that match `br-+` but belong to no Docker network are exempted by name. Pure.
  */
+import { INTERFACE_NAME } from '../core/interface-name.js';
 import type { Inventory } from '../docker/model.js';
 import type { CompileContext } from './context.js';
 
-/** Linux interface names: at most 15 characters; moat renders only this safe subset. */
-const INTERFACE_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const GENERATED_BRIDGES = /^br-/;
 /** What Docker itself names a network's bridge: never exempted, even if the network is new. */
 const DOCKER_GENERATED = /^br-[0-9a-f]{12}$/;

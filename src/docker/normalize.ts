@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { MoatError } from '../core/errors.js';
+import { INTERFACE_NAME } from '../core/interface-name.js';
 import type {
   ContainerAttachment,
   DockerContainer,
@@ -86,9 +87,6 @@ function optionalAddress(value: unknown, where: string, prefix = false): string 
     throw malformed(where, prefix ? 'is not an address block' : 'is not an address', value);
   return text;
 }
-
-/** A Linux interface name that iptables reads as one name (no `+` wildcard, no quotes). */
-const INTERFACE_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
 function port(value: unknown, where: string): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535)

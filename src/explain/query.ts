@@ -1,9 +1,8 @@
 /**
  * Questions in the user's words ("from 198.51.100.7", "from container:api", "to ghost:2368/tcp",
  * "from anyone") → concrete probes per family → verdicts. This is the evaluator's API: `moat
- * explain` and `moat test` use it, and so can `plan` ("for this published port and these
- * sources, what is the verdict before and after the plan": call `explain` on the World read
- * from the host and on `worldAfterPlan(...)`). Pure.
+ * explain` and `moat test` use it, and so does `plan`'s check of its own words
+ * (cross-check.ts, on `worldAfterPlan(...)`). Pure.
  */
 import { FAMILIES, type Family } from '../policy/model.js';
 import { formatAddress, type Address } from './address.js';

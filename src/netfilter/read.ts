@@ -151,7 +151,8 @@ export async function readNftRuleset(runner: CommandRunner): Promise<string | un
   return result.stdout;
 }
 
-async function readIpsets(runner: CommandRunner): Promise<Map<string, LiveIpset>> {
+/** Every ipset (none where ipset is not installed); a failing `ipset save` is an error. */
+export async function readIpsets(runner: CommandRunner): Promise<Map<string, LiveIpset>> {
   const result = await runIpset(runner, ['save']);
   if (result.exitCode !== 0) {
     throw new SubprocessError('ipset save', result.exitCode, result.stderr);

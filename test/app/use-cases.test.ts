@@ -296,6 +296,33 @@ describe('replayed faults and the other ways in', () => {
     });
   });
 
+  test('plan reads the host once: each save, ipset save and Docker API request, for plan and its cross-check', async () => {
+    const ws = workspace('reads');
+    await session('plan-reads', async (scripted) => {
+      const asked = docker.requests.length;
+      const { ctx, out } = context(scripted.runner);
+      await planCommand(ctx, { file: ws.file, backend: 'auto', detailedExitcode: false });
+      expect(out()).toContain('ghost 2368/tcp: reachable from host, ipset:office');
+      const times = (list: readonly string[]): Record<string, number> => {
+        const counted: Record<string, number> = {};
+        for (const item of list) counted[item] = (counted[item] ?? 0) + 1;
+        return counted;
+      };
+      const ran = times(scripted.calls.map((c) => [c.command, ...c.args].join(' ')));
+      expect(ran).toMatchObject({
+        'iptables-nft-save': 1,
+        'ip6tables-nft-save': 1,
+        'ipset save': 1,
+      });
+      // The filter tables the plan is made from come out of those saves, not a listing of their own.
+      expect(Object.keys(ran).filter((line) => / -t filter -S$/.test(line))).toEqual([]);
+      expect(Object.entries(ran).filter(([, n]) => n > 1)).toEqual([]);
+      const requests = times(docker.requests.slice(asked).map((path) => path.split('?')[0] ?? ''));
+      expect(Object.keys(requests).some((path) => path.endsWith('/containers/json'))).toBe(true);
+      expect(Object.entries(requests).filter(([, n]) => n > 1)).toEqual([]);
+    });
+  });
+
   test('plan in the JSON view: the plan document on stdout', async () => {
     const ws = workspace('json');
     await session('plan-json', async (scripted) => {

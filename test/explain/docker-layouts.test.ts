@@ -10,7 +10,6 @@ import { worldAfterPlan } from '../../src/explain/after-plan.js';
 import type { World } from '../../src/explain/model.js';
 import { originLookup } from '../../src/explain/origins.js';
 import { explain, parseSource, parseTarget } from '../../src/explain/query.js';
-import { reachBeforeAfter } from '../../src/explain/reach.js';
 import { renderExplanationText } from '../../src/explain/render.js';
 import { diff } from '../../src/plan/diff.js';
 import { parsePolicy } from '../../src/policy/parse.js';
@@ -71,33 +70,5 @@ describe.each(['v28.0.0', 'v28.5.2', 'v29-main'])("Docker's layout %s", (version
     expect(rendered).toMatch(
       /MOAT-INGRESS #\d+: .*--ctorigdstport 8080 -j DROP {2}→ DROP {2}\[firewall.yaml:5:9 web ingress rule 1\]/,
     );
-  });
-});
-
-describe('reachBeforeAfter (what plan will ask)', () => {
-  test('per source class and family, before and after the plan', () => {
-    const base = layout('v28.5.2');
-    const text =
-      'version: 1\ncontainers:\n  web:\n    ingress:\n      - ports: [8080/tcp]\n        from: [host, 203.0.113.0/24]\n';
-    const policy = parsePolicy(text, 'firewall.yaml').policy;
-    if (policy === undefined) throw new Error('invalid policy');
-    const after = worldAfterPlan(
-      base,
-      diff(compile(policy, base.inventory, hostFacts(base.netfilter)), base.netfilter),
-    );
-    const reach = reachBeforeAfter(
-      base,
-      after,
-      parseTarget('web:8080/tcp'),
-      ['host', 'anyone', '203.0.113.0/24', '198.51.100.0/24'].map(parseSource),
-    );
-    expect(
-      reach.map((r) => [r.label, r.families.map((f) => `${f.family} ${f.before} → ${f.after}`)]),
-    ).toEqual([
-      ['host', ['ipv4 reachable → reachable', 'ipv6 blocked → blocked']],
-      ['anyone', ['ipv4 reachable → blocked', 'ipv6 blocked → blocked']],
-      ['203.0.113.0/24', ['ipv4 reachable → reachable']],
-      ['198.51.100.0/24', ['ipv4 reachable → blocked']],
-    ]);
   });
 });

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 
 export interface FakeDockerApi {
   readonly env: { DOCKER_HOST: string };
+  /** The path of every request, in order: how often moat asked the API. */
+  readonly requests: readonly string[];
   close(): Promise<void>;
 }
 
@@ -18,8 +20,10 @@ export async function serveSnapshot(
 ): Promise<FakeDockerApi> {
   const containers = readFileSync(join(snapshotDir, 'docker-containers.json'), 'utf8');
   const networks = readFileSync(join(snapshotDir, 'docker-networks.json'), 'utf8');
+  const requests: string[] = [];
   const server: Server = createServer((req, res) => {
     const path = req.url ?? '';
+    requests.push(path);
     const body =
       path === '/version'
         ? JSON.stringify({ ApiVersion: '1.41', Version: '20.10.24' })
@@ -34,6 +38,7 @@ export async function serveSnapshot(
   await new Promise<void>((resolve) => server.listen(socketPath, resolve));
   return {
     env: { DOCKER_HOST: `unix://${socketPath}` },
+    requests,
     close: async () => {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
