@@ -1,7 +1,8 @@
 /**
  * What the plan warns about: the likely mistakes (a container port where the host port belongs,
  * sources of one family only for a port published on both), and what holds only partly (ports
- * no rule names, gateway modes that open every port, the docker-proxy window). Pure.
+ * no rule names, gateway modes that open every port, the docker-proxy window, egress keyed on
+ * addresses). Pure.
  */
 import type { Family, PortRange } from '../policy/model.js';
 import type { CompileContext } from './context.js';
@@ -163,6 +164,25 @@ function proxyWindow(context: CompileContext, ingress: Ingress): void {
   }
 }
 
+/**
+ * A group's own egress section is keyed on its containers' addresses (the only handle on one
+ * container among many on a bridge). Under `defaults.egress: allow`, a container of the group
+ * started or recreated after this run is not held by it until moat applies again.
+ */
+function egressWindow(context: CompileContext): void {
+  if (context.policy.defaults.egress !== 'allow') return;
+  const restricting = context.policy.containers.filter(
+    (g) => g.egress !== undefined && (g.egress.default === 'deny' || g.egress.deny.length > 0),
+  );
+  if (restricting.length === 0) return;
+  const names = restricting.map((g) => `"${g.name}"`).join(', ');
+  context.warn(
+    'egress-window',
+    `the egress section${restricting.length > 1 ? 's' : ''} of ${names} ${restricting.length > 1 ? 'are' : 'is'} keyed on container addresses: a container started or recreated after this run may send anything (defaults.egress: allow) until moat applies again (moat watch: at its start event, within a second). Set defaults.egress: deny to hold such a container closed meanwhile`,
+    'note',
+  );
+}
+
 /** What moat cannot check or close on this host, said before it matters. */
 function hostLimits(context: CompileContext): void {
   if (context.facts.ipv6Dnat || context.policy.defaults.ingress === 'host') return;
@@ -182,4 +202,5 @@ export function compileWarnings(context: CompileContext, ingress: Ingress): void
   anyBesideOthers(context);
   openByDefault(context, ingress);
   proxyWindow(context, ingress);
+  egressWindow(context);
 }

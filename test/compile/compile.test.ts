@@ -470,6 +470,33 @@ describe('compile: pointing at the likely mistake', () => {
     expect(desired.warnings.map((w) => w.code)).toContain('one-family-sources');
   });
 
+  test("a group's egress keyed on addresses under a global allow: the plan notes the window on recreation", () => {
+    const denyList = { default: 'allow', allow: [], deny: [{ to: [v4('10.0.0.0/8')] }] } as const;
+    const denyAll = { default: 'deny', allow: [{ to: [v4('192.0.2.0/24')] }], deny: [] } as const;
+    const allowOnly = {
+      default: 'allow',
+      allow: [{ to: [v4('192.0.2.0/24')] }],
+      deny: [],
+    } as const;
+    const groups = [
+      group('app', { egress: denyList }),
+      group('web', { egress: denyAll }),
+      group('free', { egress: allowOnly }),
+    ];
+    const notes = (p: Parameters<typeof compile>[0]) =>
+      compile(p, inventory()).warnings.filter((w) => w.code === 'egress-window');
+    const [note] = notes(policy(groups));
+    expect(note?.level).toBe('note');
+    expect(note?.message).toMatch(
+      /^the egress sections of "app", "web" are keyed on container addresses/,
+    );
+    expect(note?.message).toContain('Set defaults.egress: deny');
+    // Under a global deny a recreated container is held closed: nothing to note.
+    expect(notes(policy(groups, { defaults: { ingress: 'allow', egress: 'deny' } }))).toEqual([]);
+    // A section that restricts nothing has no window.
+    expect(notes(policy([groups[2] ?? group('x')]))).toEqual([]);
+  });
+
   test('any beside other sources is called out', () => {
     const p = policy([
       group('ghost', {
