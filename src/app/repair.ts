@@ -1,8 +1,8 @@
 /**
  * watch's look and quick repair: under the apply lock, read only moat's chains, hooks and sets,
  * compare them with the desired state the last pass applied, and, when the caller decides to,
- * put them back: apply and verify as `moat apply` does (rolling back on failure) from that same
- * read, and record the run. No Docker API call, no policy parse, no full ruleset read: on a big
+ * put them back: apply and verify as `moat apply` does (rolling back on failure, only what the
+ * look read) from that same read, and record the run. No Docker API call, no policy parse, no full ruleset read: on a big
  * host those are most of a pass's time. What changed in the policy or in Docker since that pass
  * is left to the next pass (Docker events, the interval), as before.
  */
@@ -11,7 +11,6 @@ import type { DesiredState } from '../compile/model.js';
 import { withLock } from '../host/lock.js';
 import { readOwned } from '../host/read-owned.js';
 import type { IptablesBackend } from '../netfilter/model.js';
-import { readLiveNetfilter } from '../netfilter/read.js';
 import { diff } from '../plan/diff.js';
 import { describeStep } from '../plan/drift.js';
 import { isEmptyPlan } from '../plan/model.js';
@@ -70,7 +69,9 @@ export async function inspectAndRepair(
         {
           runner: ctx.runner,
           backend,
-          readLive: () => readLiveNetfilter(ctx.runner, backend),
+          // Rollback compares with `live`, which holds only what this look read: read the same
+          // again, or everything moat owns outside the look would count as not there before.
+          readLive: () => readOwned(ctx.runner, backend, desired, target.tableRules),
           replan: (after) => diff(desired, after),
         },
         live,

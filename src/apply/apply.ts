@@ -19,7 +19,11 @@ import { readAfter } from './verify.js';
 export interface ApplyEnvironment {
   readonly runner: CommandRunner;
   readonly backend: IptablesBackend;
-  /** A full, fresh read of the host: for a plan given without its read, and for rollback. */
+  /**
+   * A fresh read of the host: for a plan given without its read, and for rollback. It must read
+   * what `current` covers, no less and no more: rollback puts back the objects of `current` and
+   * removes moat's objects it finds beyond them (watch's repair reads only part of moat's).
+   */
   readonly readLive: () => Promise<LiveNetfilter>;
   /** The plan the policy gives for a given live state (empty when the host matches). */
   readonly replan: (live: LiveNetfilter) => Plan;

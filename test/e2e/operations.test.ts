@@ -3,12 +3,11 @@
  * following Docker events, against a real dockerd.
  */
 import { expect, test } from '@jest/globals';
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeOnDocker } from '../support/docker-targets.js';
 import { useLab } from '../support/lab.js';
-import { CLI, moat, scratchDir } from '../support/moat-cli.js';
+import { moat, scratchDir } from '../support/moat-cli.js';
 
 const HOST_ONLY = `version: 1
 containers:
@@ -124,43 +123,11 @@ describeOnDocker(
     });
 
     test('watch protects a new container within seconds of docker run, and stops on SIGTERM', async () => {
-      const child = spawn(
-        'nsenter',
-        [
-          `--net=${lab.sandbox.host.path}`,
-          process.execPath,
-          CLI,
-          'watch',
-          '-f',
-          policy.file,
-          // The default debounce: a container's start acts at once, whatever it is.
-          '--interval',
-          '10m',
-        ],
-        {
-          env: {
-            ...process.env,
-            ...lab.sandbox.env,
-            NO_COLOR: '1',
-            MOAT_HISTORY_DIR: join(scratchDir(), 'state'),
-            MOAT_LOCK_FILE: join(scratchDir(), 'moat.lock'),
-          },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        },
-      );
-      let output = '';
-      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-      const exited = new Promise<number | null>((resolve) =>
-        child.on('exit', (code) => {
-          resolve(code);
-        }),
-      );
+      // The default debounce: a container's start acts at once, whatever it is.
+      const watch = lab.startWatch(['-f', policy.file, '--interval', '10m']);
+      let code: number | null | undefined;
       try {
-        const deadline = (ms: number) => Date.now() + ms;
-        let until = deadline(15_000);
-        while (!output.includes('reconciling (start)') && Date.now() < until)
-          await new Promise((r) => setTimeout(r, 100));
+        expect(await watch.waitFor('reconciling (start)', 15_000)).toBe(true);
         await new Promise((r) => setTimeout(r, 1000)); // the start pass finishes, the event stream is up
 
         const started = Date.now();
@@ -169,7 +136,7 @@ describeOnDocker(
           .docker(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'app'])
           .trim();
         expect(address).toMatch(/^172\./);
-        until = deadline(20_000);
+        const until = Date.now() + 20_000;
         while (!save().includes(`-s ${address}/32`) && Date.now() < until)
           await new Promise((r) => setTimeout(r, 100));
         const protectedAfter = Date.now() - started;
@@ -178,19 +145,10 @@ describeOnDocker(
         );
         console.log(`watch: container protected ${protectedAfter} ms after docker run returned`);
       } finally {
-        child.kill('SIGTERM');
-        const code = await Promise.race([
-          exited,
-          new Promise((r) =>
-            setTimeout(() => {
-              r('timeout');
-            }, 15_000),
-          ),
-        ]);
-        if (code === 'timeout') child.kill('SIGKILL');
-        expect(code).toBe(0);
-        expect(output).toContain('stopped');
+        code = await watch.stop();
       }
+      expect(code).toBe(0);
+      expect(watch.output).toContain('stopped');
     }, 90_000);
   },
 );

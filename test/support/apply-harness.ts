@@ -14,8 +14,8 @@ export interface RunningMoat {
   /** The node process's pid (nsenter --net execs without forking), also its process group. */
   readonly pid: number;
   readonly done: Promise<CliResult & { signal: NodeJS.Signals | null }>;
-  /** What it printed so far, while it runs. */
-  readonly output: () => { stdout: string; stderr: string };
+  /** What it printed so far, while it runs; `all`: both streams in the order they came. */
+  readonly output: () => { stdout: string; stderr: string; all: string };
 }
 
 /**
@@ -36,11 +36,14 @@ export function startMoat(
   if (child.pid === undefined) throw new Error('could not start moat');
   let stdout = '';
   let stderr = '';
+  let all = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
     stdout += chunk;
+    all += chunk;
   });
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
     stderr += chunk;
+    all += chunk;
   });
   const done = new Promise<CliResult & { signal: NodeJS.Signals | null }>((resolve) => {
     child.on('error', (error) => {
@@ -50,7 +53,7 @@ export function startMoat(
       resolve({ stdout, stderr, status: status ?? -1, signal });
     });
   });
-  return { pid: child.pid, done, output: () => ({ stdout, stderr }) };
+  return { pid: child.pid, done, output: () => ({ stdout, stderr, all }) };
 }
 
 function groupAlive(pgid: number): boolean {

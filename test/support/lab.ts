@@ -1,9 +1,9 @@
 /**
  * The end-to-end harness every test with a real dockerd uses: one Docker host (a DockerSandbox
  * of a chosen release and firewall backend), destinations for egress tests if asked for, a
- * policy file, and the steps the tests share: run moat as a user would, apply and check that the
- * host converged, dump the firewall, create networks (IPv6, gateway modes) and probe with real
- * packets who reaches what.
+ * policy file, and the steps the tests share: run moat as a user would (`moat watch` too), apply
+ * and check that the host converged, dump the firewall, create networks (IPv6, gateway modes)
+ * and probe with real packets who reaches what.
  *
  *   wan       198.51.100.0/24  host .1 and .11, 2001:db8:100::1 and ::11; client .2, ::2
  *   internal  192.0.2.0/24     host side 192.0.2.1,   server 192.0.2.10           (destinations)
@@ -31,6 +31,7 @@ import { DEFAULT_TARGET, type DockerTarget } from './docker-targets.js';
 import { DockerSandbox, HOST_V4, HOST_V6 } from './docker-sandbox.js';
 import { Destination } from './lan.js';
 import { moat, PolicyDir, type CliResult } from './moat-cli.js';
+import { RunningWatch } from './moat-watch.js';
 import { httpFromContainer, httpStatusIn, httpStatusInAsync } from './reach.js';
 
 export interface LabOptions {
@@ -107,6 +108,7 @@ export class Lab {
   readonly policy = new PolicyDir();
   private box: DockerSandbox | undefined;
   private readonly destinations: Destination[] = [];
+  private readonly watches: RunningWatch[] = [];
 
   constructor(private readonly options: LabOptions = {}) {
     this.target = options.target ?? DEFAULT_TARGET;
@@ -175,6 +177,16 @@ export class Lab {
   /** The built CLI in the host namespace, talking to this lab's daemon. */
   moat(args: readonly string[], env: Record<string, string> = {}): CliResult {
     return moat(this.sandbox, args, { ...this.sandbox.env, ...env });
+  }
+
+  /**
+   * `moat watch ARGS` in the host namespace, as a user runs it (see RunningWatch); stop() stops
+   * it (SIGTERM) before the daemon if the test did not.
+   */
+  startWatch(args: readonly string[], env: Record<string, string> = {}): RunningWatch {
+    const watch = new RunningWatch(this.sandbox, args, env);
+    this.watches.push(watch);
+    return watch;
   }
 
   /**
@@ -335,9 +347,11 @@ export class Lab {
     }
   }
 
-  /** Tears down destinations, the sandbox and the policy dir; reports the first problem. */
+  /** Tears down watches, destinations, the sandbox and the policy dir; reports the first problem. */
   async stop(): Promise<void> {
     const problems: unknown[] = [];
+    // Before the daemon: a watch outliving it would log reconnects, and hold the lock.
+    for (const watch of this.watches.splice(0)) await watch.stop();
     for (const destination of this.destinations.splice(0)) {
       try {
         destination.destroy();
