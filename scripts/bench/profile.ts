@@ -26,6 +26,10 @@ const SHIMMED = [
   'ip6tables-legacy-save',
   'ip6tables-legacy-restore',
   'ipset',
+  'nft',
+  'ss',
+  'sysctl',
+  'ps',
   'cat',
   'git',
 ];

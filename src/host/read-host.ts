@@ -8,8 +8,7 @@ import { readInventory } from '../docker/inventory.js';
 import { resolveDockerEndpoint, type DockerEndpoint } from '../docker/endpoint.js';
 import { detectBackend, type BackendChoice } from '../netfilter/backend.js';
 import type { IptablesBackend, LiveNetfilter } from '../netfilter/model.js';
-import { parseNftJson } from '../netfilter/parse-nft.js';
-import { readLiveNetfilter, readNftRuleset } from '../netfilter/read.js';
+import { readLiveNetfilter, readNftChains } from '../netfilter/read.js';
 import { readHostSystem, type HostSystem } from './system.js';
 
 export interface HostState {
@@ -34,11 +33,11 @@ export interface LiveHost {
   readLive(): Promise<LiveNetfilter>;
   readInventory(): Promise<Inventory>;
   readSystem(): Promise<HostSystem>;
-  /** Netfilter, Docker and the system at once; the nft ruleset too where Docker uses nftables. */
+  /** Netfilter, Docker and the system at once; nft's base chains too where Docker uses nftables. */
   readState(): Promise<HostState>;
 }
 
-/** Whether moat must look at the nft ruleset: Docker's own rules live there. */
+/** Whether moat must look at nft's base chains: Docker's own rules live in nft tables. */
 export function dockerUsesNftables(inventory: Inventory): boolean {
   return inventory.daemon?.firewallBackend === 'nftables';
 }
@@ -50,9 +49,9 @@ async function readState(host: Omit<LiveHost, 'readState'>): Promise<HostState> 
     host.readSystem(),
   ]);
   if (!dockerUsesNftables(inventory)) return { live, inventory, system };
-  const nft = await readNftRuleset(host.runner);
+  const nftables = await readNftChains(host.runner);
   return {
-    live: nft === undefined ? live : { ...live, nftables: parseNftJson(nft) },
+    live: nftables === undefined ? live : { ...live, nftables },
     inventory,
     system,
   };

@@ -1,7 +1,8 @@
 /**
  * The World the packet-path evaluator reads, from a live host or a snapshot: every table of
  * both families (iptables-save, not only filter), ipsets, the Docker inventory and the network
- * facts of src/host/capture.ts, and the nft ruleset (nft-only tables the evaluator does not model).
+ * facts of src/host/capture.ts, and nft's tables and base chains (nft-only tables the evaluator
+ * does not model; a live host's from `nft -j list chains`, which lists no rule).
  * `moat plan` needs both the World (its cross-check) and the state a plan is made from: it reads
  * the host once and takes the state as a view of the World (readForPlan).
  */
@@ -14,9 +15,8 @@ import type { World } from '../explain/model.js';
 import { toolFor } from '../netfilter/backend.js';
 import type { LiveIpset, LiveNetfilter, LiveRuleset } from '../netfilter/model.js';
 import { parseIpsetSave } from '../netfilter/parse-ipset.js';
-import { parseNftJson } from '../netfilter/parse-nft.js';
 import { parseSaveDetailed } from '../netfilter/parse-save.js';
-import { readIpsets, readNftRuleset } from '../netfilter/read.js';
+import { readIpsets, readNftChains } from '../netfilter/read.js';
 import { FAMILIES, type Family } from '../policy/model.js';
 import { captureNetwork, optional, readCapture } from './capture.js';
 import { dockerUsesNftables, type HostState, type LiveHost } from './read-host.js';
@@ -84,11 +84,11 @@ const ipsetsIfReadable: IpsetReader = async (runner) =>
 async function worldOfHost(host: LiveHost, readSets: IpsetReader): Promise<World> {
   const save = (family: Family) =>
     runChecked(host.runner, toolFor(host.backend, family, 'save'), []).then((r) => r.stdout);
-  const [ipv4, ipv6, ipsets, nft, inventory, capture] = await Promise.all([
+  const [ipv4, ipv6, ipsets, nftables, inventory, capture] = await Promise.all([
     save('ipv4'),
     save('ipv6'),
     readSets(host.runner),
-    readNftRuleset(host.runner),
+    readNftChains(host.runner),
     host.readInventory(),
     captureNetwork(host.runner),
   ]);
@@ -97,12 +97,15 @@ async function worldOfHost(host: LiveHost, readSets: IpsetReader): Promise<World
     backend: host.backend,
     rulesets,
     ipsets,
-    ...(nft === undefined ? {} : { nftables: parseNftJson(nft) }),
+    ...(nftables === undefined ? {} : { nftables }),
   };
   return buildWorld(live, inventory, capture, warnings);
 }
 
-/** The World of the live host: both families saved whole, ipsets, Docker, the network facts. */
+/**
+ * The World of the live host: both families saved whole, ipsets, nft's tables and base chains,
+ * Docker, the network facts.
+ */
 export function readWorldFromHost(host: LiveHost): Promise<World> {
   return worldOfHost(host, ipsetsIfReadable);
 }
@@ -118,7 +121,7 @@ function filterTable(ruleset: LiveRuleset): LiveRuleset {
 
 /**
  * The state plan reads from a live host (LiveHost.readState), as a view of the World read from
- * it: both families' filter tables, every ipset, the nft ruleset only where Docker uses nftables.
+ * it: both families' filter tables, every ipset, nft's base chains only where Docker uses nftables.
  */
 function liveStateOf(world: World, system: HostState['system']): HostState {
   const { netfilter, inventory } = world;

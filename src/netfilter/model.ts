@@ -56,8 +56,9 @@ export interface LiveNetfilter {
   readonly rulesets: Readonly<Record<Family, LiveRuleset>>;
   readonly ipsets: ReadonlyMap<string, LiveIpset>;
   /**
-   * The nft ruleset, read only where Docker uses its nftables backend (and nft is installed):
-   * moat checks it, it never writes it.
+   * nft's tables and base chains, where nft is installed (a live host's from `nft -j list
+   * chains`, a snapshot's from its whole ruleset); a plan's state holds them only where Docker
+   * uses its nftables backend. moat checks them, it never writes nft.
    */
   readonly nftables?: NftRuleset;
 }

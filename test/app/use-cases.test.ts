@@ -323,6 +323,21 @@ describe('replayed faults and the other ways in', () => {
     });
   });
 
+  test('plan on an iptables-nft host whose Docker uses iptables: nft lists its chains, never the whole ruleset', async () => {
+    const ws = workspace('nft-reads');
+    await session('plan-nft-reads', async (scripted) => {
+      const { ctx, out } = context(scripted.runner, 'json');
+      await planCommand(ctx, { file: ws.file, backend: 'auto', detailedExitcode: false });
+      const doc = JSON.parse(out()) as { docker?: { firewall_backend?: string } };
+      expect(doc.docker?.firewall_backend).toBe('iptables');
+      // iptables-nft holds the host's rules, so nft lists them too, as the tables ip filter, ….
+      expect(scripted.callsOf('iptables-nft-save')).toHaveLength(1);
+      // Every rule of every table would be seconds at 50,000 rules; the chains take milliseconds
+      // and hold what plan and its cross-check use (the tables; base chains and their policies).
+      expect(scripted.callsOf('nft').map((c) => c.args.join(' '))).toEqual(['-j list chains']);
+    });
+  });
+
   test('plan in the JSON view: the plan document on stdout', async () => {
     const ws = workspace('json');
     await session('plan-json', async (scripted) => {

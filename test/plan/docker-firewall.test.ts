@@ -103,9 +103,19 @@ describe('parseNftJson', () => {
     ]);
   });
 
-  test('what is not nft JSON is a located MoatError, not a crash', () => {
+  test('`nft -j list chains` (chains only, no table or rule) reads as the whole ruleset does', () => {
+    const whole = JSON.parse(nftJson('drop')) as { nftables: Record<string, unknown>[] };
+    const chainsOnly = JSON.stringify({
+      nftables: whole.nftables.filter((item) => 'metainfo' in item || 'chain' in item),
+    });
+    expect(chainsOnly).not.toContain('"table":{');
+    expect(parseNftJson(chainsOnly, 'nft -j list chains')).toEqual(parseNftJson(nftJson('drop')));
+  });
+
+  test('what is not nft JSON is a located MoatError naming the listing, not a crash', () => {
     for (const bad of ['', '{"nftables": 1}', 'table ip filter {']) {
       expect(() => parseNftJson(bad)).toThrow(MoatError);
+      expect(() => parseNftJson(bad, 'nft -j list chains')).toThrow(/^nft -j list chains: /);
     }
   });
 });
