@@ -3,7 +3,8 @@
  * `docker run` returning to the first packet the policy forbids being dropped, for
  *
  *   - a port the policy names (`from: [host]`),
- *   - a port only `defaults.ingress: host` covers,
+ *   - a port only `defaults.ingress: host` covers (on 27+ also for an IPv4-only container, whose
+ *     IPv6 port only docker-proxy serves),
  *   - a container recreated (with a new address) whose own egress section allows one port, under
  *     `defaults.egress: deny` and under a global allow with the group's `default: deny`,
  *
@@ -13,7 +14,7 @@
  * every 50 ms to a forbidden and to an allowed port of a listener outside. Every connection the
  * policy forbids that got through is a leak; the window is from `docker run` returning to the
  * last leak (0: none got through). IPv6 goes through Docker's IPv6 DNAT on releases that have
- * it (27+, an `--ipv6` network) and through docker-proxy (INPUT) on 20.10.
+ * it (27+, an `--ipv6` network) and through docker-proxy (INPUT) for an IPv4-only container.
  *
  * No test framework here: `npm run bench` prints these rows (scripts/bench/exposure.ts), and
  * test/e2e/exposure.test.ts asserts on them.
@@ -269,6 +270,7 @@ class ExposureHost {
     name: string,
     hostPort: number,
     label: string,
+    network: 'v6' | 'default' = this.ipv6Network ? 'v6' : 'default',
   ): Promise<ExposureRow[]> {
     const families = [
       { family: 'IPv4' as const, address: HOST_V4 },
@@ -299,7 +301,7 @@ class ExposureHost {
           '-d',
           '--name',
           name,
-          ...(this.ipv6Network ? ['--network', 'v6'] : []),
+          ...(network === 'v6' ? ['--network', 'v6'] : []),
           '-p',
           `${hostPort}:80`,
           BUSYBOX_IMAGE,
@@ -408,6 +410,10 @@ export async function measureExposure(
       if (moat === 'watch') watch = await host.startWatch();
       (await host.ingress(moat, 'named', NAMED_PORT, NAMED_CASE)).forEach(add);
       (await host.ingress(moat, 'stray', STRAY_PORT, DEFAULTS_CASE)).forEach(add);
+      // 27+: the same on an IPv4-only network, whose IPv6 port only docker-proxy serves (on 20.10
+      // every container is IPv4-only: the row above is that case).
+      if (sandbox.target.ip6tablesByDefault)
+        (await host.ingress(moat, 'stray4', STRAY_PORT + 1, PROXY_CASE, 'default')).forEach(add);
       add(await host.egress(moat, GLOBAL_DENY_CASE));
     }
     await watch?.stop();
@@ -425,5 +431,6 @@ export async function measureExposure(
 
 export const NAMED_CASE = 'a port the policy names';
 export const DEFAULTS_CASE = 'a port only the defaults cover';
+export const PROXY_CASE = 'a port only the defaults cover, IPv4-only container';
 export const GLOBAL_DENY_CASE = 'recreated, egress allowlist, defaults.egress: deny';
 export const GROUP_DENY_CASE = 'recreated, its own default: deny, global allow';
