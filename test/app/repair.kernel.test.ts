@@ -7,7 +7,7 @@
  * leaving the host open until the next repair.
  */
 import { afterEach, beforeEach, expect, test } from '@jest/globals';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspectAndRepair } from '../../src/app/repair.js';
@@ -22,12 +22,9 @@ import { bufferContext } from '../support/app-context.js';
 import { container, group, inventory, managedIpset, policy, tcp } from '../support/builders.js';
 import { NetNs } from '../support/netns.js';
 import { describeWith } from '../support/prereq.js';
-import { nsRunner } from '../netfilter/kernel-support.js';
+import { fixture, nsRunner } from '../netfilter/kernel-support.js';
 
-const DOCKER_V4 = readFileSync(
-  new URL('../fixtures/netfilter/docker-20.10-live.iptables-save', import.meta.url),
-  'utf8',
-);
+const DOCKER_V4 = fixture('docker-20.10-live.iptables-save');
 const DOCKER_V6 =
   '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOCKER-USER - [0:0]\n-A FORWARD -j DOCKER-USER\n-A DOCKER-USER -j RETURN\nCOMMIT\n';
 

@@ -4,7 +4,6 @@
  * Fakes only inject faults (a restore that fails).
  */
 import { afterEach, beforeEach, expect, test } from '@jest/globals';
-import { readFileSync } from 'node:fs';
 import {
   applyPlan,
   ApplyFailedError,
@@ -21,12 +20,9 @@ import type { Policy } from '../../src/policy/model.js';
 import { container, group, inventory, managedIpset, policy, tcp } from '../support/builders.js';
 import { NetNs } from '../support/netns.js';
 import { describeWith } from '../support/prereq.js';
-import { nsRunner, recording } from '../netfilter/kernel-support.js';
+import { fixture, nsRunner, recording } from '../netfilter/kernel-support.js';
 
-const DOCKER_V4 = readFileSync(
-  new URL('../fixtures/netfilter/docker-20.10-live.iptables-save', import.meta.url),
-  'utf8',
-);
+const DOCKER_V4 = fixture('docker-20.10-live.iptables-save');
 const DOCKER_V6 =
   '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOCKER-USER - [0:0]\n-A FORWARD -j DOCKER-USER\n-A DOCKER-USER -s 2001:db8::9/128 -j DROP\n-A DOCKER-USER -j RETURN\nCOMMIT\n';
 
