@@ -88,9 +88,14 @@ describeOnDocker(
         : [];
 
     afterAll(async () => {
-      if (ulogd?.pid !== undefined && ulogd.exitCode === null) {
-        ulogd.kill('SIGTERM');
-        await new Promise((resolve) => ulogd?.once('exit', resolve));
+      // Killed by a signal already, it has no exit code but will send no 'exit' either.
+      const child = ulogd;
+      if (child?.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      if ((await Promise.race([exited, sleep(5000, 'late')])) === 'late') {
+        child.kill('SIGKILL');
+        await exited;
       }
     }, 120_000);
 
