@@ -68,7 +68,7 @@ export async function loadModules(): Promise<Modules> {
     parseSave: await load('netfilter/parse-save.js'),
     parseIpset: await load('netfilter/parse-ipset.js'),
     normalize: await load('docker/normalize.js'),
-    renderRestore: await load('netfilter/render-restore.js'),
+    renderRestore: await load('apply/render-restore.js'),
     renderJson: await load('plan/render-json.js'),
   };
 }
