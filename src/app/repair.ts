@@ -72,6 +72,7 @@ export async function inspectAndRepair(
           backend,
           readLive: () => readLiveNetfilter(ctx.runner, backend),
           replan: (after) => diff(desired, after),
+          tableRules: target.tableRules,
         },
         live,
       );

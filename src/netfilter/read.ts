@@ -10,6 +10,7 @@
  * iptables-legacy-save, which never takes it.
  */
 import { SubprocessError } from '../core/errors.js';
+import { isOwnedChain } from '../core/ownership.js';
 import {
   runChecked,
   type CommandResult,
@@ -230,18 +231,20 @@ const RULES_PER_CHAIN_LISTING = 500;
  * it does not exist. On nft a chain can be listed alone (`iptables-nft -S CHAIN`: 3 ms however
  * large the ruleset), which is cheaper than the whole table unless the table is small or the
  * chains many: `tableRules`, the rules the table held when last read, decides (default: alone).
- * When iptables cannot tell whether a chain is missing, it counts as missing only if it is in
- * `deleted` (just deleted: expected gone); otherwise the whole table is listed, which fails
- * loudly on a table iptables cannot show. On legacy one chain costs the whole table anyway
- * (27 against 39 ms at 50,000 rules), so the table is read once and only the named chains are
- * parsed.
+ * When iptables cannot tell whether a chain is missing, one of moat's own chains counts as
+ * missing: they are never base chains, and iptables-nft calls a chain that is not a base chain
+ * incompatible only when it is absent (1.8.7 to 1.8.9) or holds rules written with nft (1.8.10),
+ * which moat's restore empties and refills all the same (`:CHAIN - [0:0]`) and its verification
+ * reads again. For any other chain (a hook) the whole table is listed, which fails loudly on a
+ * table iptables cannot show. On legacy one chain costs the whole table anyway (27 against 39 ms
+ * at 50,000 rules), so the table is read once and only the named chains are parsed.
  */
 export async function readFilterChains(
   runner: CommandRunner,
   backend: IptablesBackend,
   family: Family,
   names: readonly string[],
-  options?: { tableRules?: number; deleted?: ReadonlySet<string> },
+  options?: { tableRules?: number },
 ): Promise<ReadonlyMap<string, LiveChain | undefined>> {
   const unique = [...new Set(names)];
   const tableRules = options?.tableRules ?? Number.POSITIVE_INFINITY;
@@ -249,9 +252,7 @@ export async function readFilterChains(
     const chains = await Promise.all(
       unique.map((name) => listChain(runner, backend, family, name)),
     );
-    const unsure = unique.some(
-      (name, i) => chains[i] === 'ambiguous' && options?.deleted?.has(name) !== true,
-    );
+    const unsure = unique.some((name, i) => chains[i] === 'ambiguous' && !isOwnedChain(name));
     if (!unsure) {
       return new Map(
         unique.map((name, i) => {
