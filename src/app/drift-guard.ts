@@ -14,9 +14,10 @@ import { ApplyFailedError } from '../apply/apply.js';
 import type { DesiredState } from '../compile/model.js';
 import { SubprocessError } from '../core/errors.js';
 import {
-  ruleProbeCommand,
+  ruleProbeCommands,
   ipsetProbeCommand,
   startProbe,
+  startProbes,
   type Probe,
   type ProbeListener,
 } from '../host/change-probes.js';
@@ -233,13 +234,14 @@ export class DriftGuard {
 
   private startProbe(kind: ProbeKind, listener: ProbeListener): Probe | undefined {
     if (this.hooks.startProbe !== undefined) return this.hooks.startProbe(kind, listener);
-    const command =
-      kind.kind === 'ipset'
-        ? ipsetProbeCommand(this.options.ipsetPollMs ?? IPSET_POLL_MS)
-        : ruleProbeCommand(kind.backend, {
-            legacyPollMs: this.options.legacyPollMs ?? LEGACY_POLL_MS,
-          });
-    return command === undefined ? undefined : startProbe(command, listener);
+    if (kind.kind === 'ipset') {
+      const command = ipsetProbeCommand(this.options.ipsetPollMs ?? IPSET_POLL_MS);
+      return command === undefined ? undefined : startProbe(command, listener);
+    }
+    const commands = ruleProbeCommands(kind.backend, {
+      legacyPollMs: this.options.legacyPollMs ?? LEGACY_POLL_MS,
+    });
+    return commands === undefined ? undefined : startProbes(commands, listener);
   }
 
   private warnOnce(message: string): void {

@@ -10,12 +10,15 @@ import { FAMILIES, type Family } from '../policy/model.js';
 export interface LookScope {
   /** Read everything moat owns (a hint said `anything`, or none said anything). */
   readonly all: boolean;
+  /** Families whose every chain of moat's is read (a table replaced, a probe restarted). */
+  readonly families: ReadonlySet<Family>;
   readonly chains: Readonly<Record<Family, ReadonlySet<string>>>;
   readonly sets: boolean;
 }
 
 export const EVERYTHING: LookScope = {
   all: true,
+  families: new Set(FAMILIES),
   chains: { ipv4: new Set(), ipv6: new Set() },
   sets: true,
 };
@@ -33,6 +36,8 @@ export function concerns(hint: ChangeHint, desired: DesiredState): boolean {
       return true;
     case 'sets':
       return desired.ipsets.length > 0;
+    case 'family':
+      return guardedChains(desired, hint.family).length > 0;
     case 'chain':
       return guardedChains(desired, hint.family).includes(hint.chain);
   }
@@ -42,21 +47,27 @@ export function concerns(hint: ChangeHint, desired: DesiredState): boolean {
 export class ScopeBuilder {
   private all = false;
   private sets = false;
+  private families = new Set<Family>();
   private chains: Record<Family, Set<string>> = { ipv4: new Set(), ipv6: new Set() };
 
   add(hint: ChangeHint): void {
     if (hint.kind === 'anything') this.all = true;
     else if (hint.kind === 'sets') this.sets = true;
+    else if (hint.kind === 'family') this.families.add(hint.family);
     else this.chains[hint.family].add(hint.chain);
   }
 
   /** The scope of the next look (everything, when no hint came), and a fresh start. */
   take(): LookScope {
-    const empty = !this.sets && FAMILIES.every((f) => this.chains[f].size === 0);
+    const empty =
+      !this.sets && this.families.size === 0 && FAMILIES.every((f) => this.chains[f].size === 0);
     const scope: LookScope =
-      this.all || empty ? EVERYTHING : { all: false, chains: this.chains, sets: this.sets };
+      this.all || empty
+        ? EVERYTHING
+        : { all: false, families: this.families, chains: this.chains, sets: this.sets };
     this.all = false;
     this.sets = false;
+    this.families = new Set();
     this.chains = { ipv4: new Set(), ipv6: new Set() };
     return scope;
   }
@@ -67,6 +78,7 @@ export function scopeDesired(desired: DesiredState, scope: LookScope): DesiredSt
   if (scope.all) return desired;
   const families = { ...desired.families };
   for (const family of FAMILIES) {
+    if (scope.families.has(family)) continue;
     const names = scope.chains[family];
     const want = desired.families[family];
     families[family] = {

@@ -14,6 +14,12 @@ describe('scope', () => {
     expect(concerns({ kind: 'chain', family: 'ipv4', chain: 'MOAT-OTHER' }, desired)).toBe(false);
     expect(concerns({ kind: 'sets' }, desired)).toBe(true);
     expect(concerns({ kind: 'anything' }, desired)).toBe(true);
+    expect(concerns({ kind: 'family', family: 'ipv6' }, desired)).toBe(true);
+    const noChains = {
+      ...desired,
+      families: { ...desired.families, ipv6: { ...desired.families.ipv6, chains: [], jumps: [] } },
+    };
+    expect(concerns({ kind: 'family', family: 'ipv6' }, noChains)).toBe(false);
     const noSets = { ...desired, ipsets: [] };
     expect(concerns({ kind: 'sets' }, noSets)).toBe(false);
   });
@@ -33,6 +39,21 @@ describe('scope', () => {
     builder.add({ kind: 'anything' });
     expect(builder.take()).toBe(EVERYTHING);
     expect(scopeDesired(desired, EVERYTHING)).toBe(desired);
+  });
+
+  test("a family's hint reads all of moat's chains and hooks in that family, nothing else", () => {
+    const builder = new ScopeBuilder();
+    builder.add({ kind: 'family', family: 'ipv6' });
+    builder.add({ kind: 'chain', family: 'ipv4', chain: 'MOAT-FORWARD' });
+    const scope = builder.take();
+    expect(scope.all).toBe(false);
+    const part = scopeDesired(desired, scope);
+    expect(part.families.ipv6).toEqual(desired.families.ipv6);
+    expect(part.families.ipv4.chains.map((c) => c.name)).toEqual(['MOAT-FORWARD']);
+    expect(part.families.ipv4.jumps).toEqual([]);
+    expect(part.ipsets).toEqual([]);
+    // and the next look starts afresh
+    expect(builder.take()).toBe(EVERYTHING);
   });
 
   test('the part of a host a scope covers plans nothing for what it did not read', () => {
