@@ -58,6 +58,12 @@ export interface ProbeCommand {
   readonly hint?: (line: string) => ChangeHint | undefined;
   /** What may have changed unseen while it was down (its exit, its restart). Default: anything. */
   readonly missed?: ChangeHint;
+  /**
+   * Whether a line ends one transaction's output (xtables-monitor's `NEWGEN:`). Where given,
+   * hints are held until it comes: a table rewritten at once prints for a second or more, and
+   * a look at what its first lines named would plan against half of it.
+   */
+  readonly ends?: (line: string) => boolean;
 }
 
 /** Whether an executable `name` is on PATH. */
@@ -83,6 +89,7 @@ function xtablesMonitor(family: Family): ProbeCommand {
     args: ['-oL', 'xtables-monitor', '-e', family === 'ipv4' ? '-4' : '-6'],
     hint: (line) => withinFamily(xtablesMonitorHint(line), family),
     missed: { kind: 'family', family },
+    ends: (line) => line.startsWith('NEWGEN:'),
   };
 }
 
@@ -104,6 +111,7 @@ export function ruleProbeCommands(
           command: 'nft',
           args: ['monitor', 'ruleset'],
           hint: nftMonitorHint,
+          ends: (line) => line.startsWith('# new generation'),
         },
       ];
     }
@@ -227,22 +235,50 @@ export function supervise(
   };
 }
 
+/** Hints held for a transaction's end are given anyway after this long without a line. */
+const HOLD_QUIET_MS = 500;
+
 /** Runs a probe whose lines of output tell of changes. */
 export function startProbe(spec: ProbeCommand, listener: ProbeListener): Probe {
   const hint = spec.hint ?? (() => ANYTHING);
+  const ends = spec.ends;
   let partial = '';
-  return supervise(spec, listener, {
+  let held: ChangeHint[] = [];
+  let quiet: NodeJS.Timeout | undefined;
+  const release = (): void => {
+    clearTimeout(quiet);
+    if (held.length > 0) listener.changed(spec.name, held);
+    held = [];
+  };
+  const probe = supervise(spec, listener, {
     onOutput: (chunk) => {
       const lines = (partial + chunk).split('\n');
       partial = lines.pop() ?? '';
-      const hints = lines.map(hint).filter((h) => h !== undefined);
-      if (hints.length > 0) listener.changed(spec.name, hints);
+      for (const line of lines) {
+        const h = hint(line);
+        if (h !== undefined) held.push(h);
+        if (ends?.(line) === true) release();
+      }
+      if (ends === undefined) release();
+      else if (held.length > 0) {
+        clearTimeout(quiet);
+        quiet = setTimeout(release, HOLD_QUIET_MS);
+      }
     },
     // xtables-monitor dies mid-line (` EVENT: -6 -t filter `): never glue that to the next run's.
     onExit: () => {
       partial = '';
+      release();
     },
   });
+  return {
+    name: probe.name,
+    async stop(): Promise<void> {
+      clearTimeout(quiet);
+      held = [];
+      await probe.stop();
+    },
+  };
 }
 
 /** Runs every program of `specs` as one probe, named after the first. */

@@ -15,7 +15,7 @@ import {
   type ProbeCommand,
 } from '../../src/host/change-probes.js';
 import { legacyProbeCommand } from '../../src/host/legacy-probe.js';
-import type { ChangeHint } from '../../src/netfilter/parse-monitor.js';
+import { xtablesMonitorHint, type ChangeHint } from '../../src/netfilter/parse-monitor.js';
 import { NetNs } from '../support/netns.js';
 import { describeWith } from '../support/prereq.js';
 
@@ -268,6 +268,53 @@ describeWith(['root', 'ip', 'ipset'], 'ipset probe (kernel)', () => {
         expect(new Set(recorder.changes)).toEqual(new Set(['ipset']));
       },
     );
+  });
+});
+
+describe('startProbe', () => {
+  const printing = (script: string): ProbeCommand => ({
+    name: 'printer',
+    command: 'sh',
+    args: ['-c', `${script}; exec sleep 5`],
+    hint: xtablesMonitorHint,
+    ends: (line) => line.startsWith('NEWGEN:'),
+  });
+
+  test("a transaction's hints come at once, when its end is printed", async () => {
+    const recorder = new Recorder();
+    const probe = startProbe(
+      printing(
+        'echo " EVENT: -4 -t filter -D INPUT -j MOAT-INPUT"; sleep 0.4; ' +
+          'echo " EVENT: -4 -t filter -X MOAT-INPUT"; echo "NEWGEN: GENID=2 PID=1 NAME=x"',
+      ),
+      recorder.listener,
+    );
+    try {
+      await sleep(250);
+      expect(recorder.changes).toEqual([]); // half of the transaction: nothing yet
+      expect(await recorder.more(0)).toBe(true);
+      expect(recorder.changes).toEqual(['printer']);
+      expect(recorder.hints).toEqual([
+        { kind: 'chain', family: 'ipv4', chain: 'INPUT' },
+        { kind: 'chain', family: 'ipv4', chain: 'MOAT-INPUT' },
+      ]);
+    } finally {
+      await probe.stop();
+    }
+  });
+
+  test('held hints are given anyway when the end does not come', async () => {
+    const recorder = new Recorder();
+    const probe = startProbe(
+      printing('echo " EVENT: -4 -t filter -F MOAT-FORWARD"'),
+      recorder.listener,
+    );
+    try {
+      expect(await recorder.more(0)).toBe(true);
+      expect(recorder.hints).toEqual([{ kind: 'chain', family: 'ipv4', chain: 'MOAT-FORWARD' }]);
+    } finally {
+      await probe.stop();
+    }
   });
 });
 
