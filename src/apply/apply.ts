@@ -28,6 +28,8 @@ export interface ApplyEnvironment {
    * made from is not a full read (watch's look): how the verification lists chains.
    */
   readonly tableRules?: Partial<Record<Family, number>>;
+  /** Told when the writes have committed, before the verification reads them back. */
+  readonly written?: () => void;
 }
 
 export interface ApplyResult {
@@ -132,6 +134,7 @@ export async function applyPlan(
   let failure: unknown;
   try {
     await runScripts(env, scripts, { test: true });
+    env.written?.();
     // Read back only what the plan wrote; the rest is as `before` was read, under the lock.
     const after = env.replan(
       await readAfter(env.runner, env.backend, plan, before, env.tableRules),
