@@ -227,6 +227,18 @@ async function listChain(
 const RULES_PER_CHAIN_LISTING = 500;
 
 /**
+ * Whether `count` chains of a filter table that held `tableRules` rules when last read are
+ * listed one by one (nft, a big table) rather than with the whole table.
+ */
+export function listsChainsAlone(
+  backend: IptablesBackend,
+  count: number,
+  tableRules = Number.POSITIVE_INFINITY,
+): boolean {
+  return backend === 'nft' && count * RULES_PER_CHAIN_LISTING < tableRules;
+}
+
+/**
  * Some chains of one family's filter table: each name maps to the chain, or to undefined when
  * it does not exist. On nft a chain can be listed alone (`iptables-nft -S CHAIN`: 3 ms however
  * large the ruleset), which is cheaper than the whole table unless the table is small or the
@@ -247,8 +259,7 @@ export async function readFilterChains(
   options?: { tableRules?: number },
 ): Promise<ReadonlyMap<string, LiveChain | undefined>> {
   const unique = [...new Set(names)];
-  const tableRules = options?.tableRules ?? Number.POSITIVE_INFINITY;
-  if (backend === 'nft' && unique.length * RULES_PER_CHAIN_LISTING < tableRules) {
+  if (listsChainsAlone(backend, unique.length, options?.tableRules)) {
     const chains = await Promise.all(
       unique.map((name) => listChain(runner, backend, family, name)),
     );

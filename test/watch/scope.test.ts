@@ -1,7 +1,14 @@
 /** Which of moat's objects a look reads, from the change notices' hints. */
 import { describe, expect, test } from '@jest/globals';
 import { diff } from '../../src/plan/diff.js';
-import { concerns, EVERYTHING, ScopeBuilder, scopeDesired } from '../../src/watch/scope.js';
+import {
+  concerns,
+  EVERYTHING,
+  guardedChains,
+  nextListings,
+  ScopeBuilder,
+  scopeDesired,
+} from '../../src/watch/scope.js';
 import { appliedLive, dockerHost, ghostWithOffice } from '../support/builders.js';
 
 const desired = ghostWithOffice();
@@ -78,5 +85,48 @@ describe('scope', () => {
     expect(steps.map((s) => [s.kind, 'chain' in s ? s.chain : ''])).toEqual([
       ['update-chain', 'MOAT-INPUT'],
     ]);
+  });
+});
+
+describe('nextListings', () => {
+  const names = guardedChains(desired, 'ipv4');
+  const src = desired.families.ipv4.chains.find((c) => c.name.startsWith('MOAT-SRC-'))!.name;
+
+  /** Lists round after round, `there` saying which chains exist; returns the rounds. */
+  const walk = (there: (name: string) => boolean, within = names): string[][] => {
+    const listed = new Map<string, boolean>();
+    const rounds: string[][] = [];
+    for (let next = nextListings(desired, 'ipv4', within, listed); next.length > 0;) {
+      rounds.push([...next].sort());
+      for (const name of next) listed.set(name, there(name));
+      next = nextListings(desired, 'ipv4', within, listed);
+    }
+    return rounds;
+  };
+
+  test('from the hooks down: every chain, when all are there', () => {
+    const rounds = walk(() => true);
+    expect(rounds[0]).toEqual(['DOCKER-USER', 'INPUT']);
+    expect(rounds[1]).toEqual(['MOAT-FORWARD', 'MOAT-INPUT']);
+    expect(rounds.flat().sort()).toEqual([...names].sort());
+    // a chain is listed as soon as one chain that jumps to it is there
+    expect(rounds[2]).toContain(src);
+  });
+
+  test('a table rewritten without moat: the hooks and their targets, nothing below', () => {
+    const rounds = walk((name) => !name.startsWith('MOAT-'));
+    expect(rounds).toEqual([
+      ['DOCKER-USER', 'INPUT'],
+      ['MOAT-FORWARD', 'MOAT-INPUT'],
+    ]);
+  });
+
+  test('one parent there is enough; chains named alone are listed at once', () => {
+    const rounds = walk((name) => name !== 'MOAT-FORWARD');
+    expect(rounds.flat()).toContain(src); // through MOAT-INPUT
+    expect(rounds.flat()).not.toContain('MOAT-INGRESS'); // only MOAT-FORWARD jumps there
+    expect(walk(() => true, ['MOAT-INGRESS', src])).toEqual([['MOAT-INGRESS'], [src]]);
+    expect(walk(() => false, ['MOAT-INGRESS', src])).toEqual([['MOAT-INGRESS']]);
+    expect(walk(() => false, [src])).toEqual([[src]]);
   });
 });
