@@ -258,11 +258,12 @@ describe('readFilterChains with a scripted runner', () => {
     );
   });
 
-  test('legacy: the table is read once for all the chains, with save (it takes no lock)', async () => {
+  test('legacy: the table is read once for all the chains, with save (it takes no lock), others unparsed', async () => {
     const { runner, ran } = answers({
       'cat /proc/net/ip_tables_names': ok('filter\n'),
       'iptables-legacy-save -t filter': ok(
-        '*filter\n:FORWARD ACCEPT [0:0]\n:MOAT-A - [0:0]\n-A FORWARD -j MOAT-A\nCOMMIT\n',
+        '*filter\n:FORWARD ACCEPT [0:0]\n:MOAT-A - [0:0]\n:f2b-sshd - [0:0]\n' +
+          '-A FORWARD -j MOAT-A\n-A f2b-sshd -m comment --comment "-A MOAT-A" -j RETURN\nCOMMIT\n',
       ),
     });
     const chains = await readFilterChains(runner, 'legacy', 'ipv4', [
@@ -274,6 +275,7 @@ describe('readFilterChains with a scripted runner', () => {
     expect(chains.get('FORWARD')!.rules).toHaveLength(1);
     expect(chains.get('MOAT-A')).toEqual({ name: 'MOAT-A', rules: [] });
     expect(chains.get('MOAT-B')).toBeUndefined();
+    expect([...chains.keys()]).toEqual(['FORWARD', 'MOAT-A', 'MOAT-B']);
   });
 
   test('readAfter: a state that is not a full read is listed by the table size given', async () => {
