@@ -35,7 +35,7 @@ import {
 } from '../netfilter/parse-monitor.js';
 import { FAMILIES, type Family } from '../policy/model.js';
 import { ipsetProbeProgram } from './ipset-probe.js';
-import { legacyProbeCommand } from './legacy-probe.js';
+import { legacyProbeCommand, legacyProbeHints } from './legacy-probe.js';
 
 export interface ProbeListener {
   /** Something may have changed; `source` names the probe, `hints` say what. */
@@ -119,7 +119,9 @@ export function ruleProbeCommands(
   }
   if (!find('perl')) return undefined;
   const probe = legacyProbeCommand(options.arch ?? process.arch, options.legacyPollMs);
-  return probe === undefined ? undefined : [{ name: 'legacy probe', ...probe }];
+  return probe === undefined
+    ? undefined
+    : [{ name: 'legacy probe', ...probe, hint: legacyProbeHints() }];
 }
 
 const FIRST_RESTART_MS = 100;

@@ -14,7 +14,7 @@ import {
   type Probe,
   type ProbeCommand,
 } from '../../src/host/change-probes.js';
-import { legacyProbeCommand } from '../../src/host/legacy-probe.js';
+import { legacyProbeHints } from '../../src/host/legacy-probe.js';
 import { xtablesMonitorHint, type ChangeHint } from '../../src/netfilter/parse-monitor.js';
 import { NetNs } from '../support/netns.js';
 import { describeWith } from '../support/prereq.js';
@@ -127,6 +127,21 @@ describe('ruleProbeCommands', () => {
   });
 });
 
+describe('legacyProbeHints', () => {
+  test('the family whose answer changed; anything at first, or when both changed', () => {
+    const hint = legacyProbeHints();
+    const v4 = 'ipv4:14,0,0,0,0,0,0,0,0,0,0,5,8904';
+    expect(hint(`${v4} ipv6:none`)).toEqual({ kind: 'anything' });
+    expect(hint(`${v4} ipv6:14,0,0,0,0,0,0,0,0,0,0,3,616`)).toEqual({
+      kind: 'family',
+      family: 'ipv6',
+    });
+    expect(hint(`${v4} ipv6:14,0,0,0,0,0,0,0,0,0,0,3,616`)).toBeUndefined();
+    expect(hint('ipv4:none ipv6:none')).toEqual({ kind: 'anything' });
+    expect(hint('ipv4:error=1 ipv6:none')).toEqual({ kind: 'family', family: 'ipv4' });
+  });
+});
+
 describeWith(['root', 'ip', 'iptables', 'nft'], 'xtables-monitor probe (kernel)', () => {
   const specs = ruleProbeCommands('nft', { legacyPollMs: 250 });
   const start = (ns: NetNs, recorder: Recorder): Probe => {
@@ -203,9 +218,7 @@ describeWith(['root', 'ip', 'iptables', 'nft'], 'nft monitor probe (kernel)', ()
 });
 
 describeWith(['root', 'ip', 'iptables-legacy'], 'legacy probe (kernel)', () => {
-  const probe = legacyProbeCommand(process.arch, 100);
-  const spec: ProbeCommand | undefined =
-    probe === undefined ? undefined : { name: 'legacy probe', ...probe };
+  const spec = ruleProbeCommands('legacy', { legacyPollMs: 100 })?.[0];
 
   test('reports a flush, a deleted rule and a new chain in either family; nothing otherwise', async () => {
     if (spec === undefined) throw new Error(`no legacy probe for ${process.arch}`);
@@ -222,7 +235,10 @@ describeWith(['root', 'ip', 'iptables-legacy'], 'legacy probe (kernel)', () => {
       async (ns, recorder) => {
         await reportsOnly(ns, recorder, () => ns.exec('iptables-legacy', ['-F', 'MOAT-FORWARD']));
         await reportsOnly(ns, recorder, () => ns.exec('iptables-legacy', ['-D', 'FORWARD', '1']));
+        recorder.hints.length = 0;
         await reportsOnly(ns, recorder, () => ns.exec('ip6tables-legacy', ['-N', 'MOAT-X']));
+        // the line before says which family changed: an IPv6 look only
+        expect(recorder.hints).toEqual([{ kind: 'family', family: 'ipv6' }]);
       },
     );
   });
