@@ -77,21 +77,38 @@ export class ScopeBuilder {
   }
 }
 
-/** The part of `desired` a look with `scope` reads and repairs. */
+const MATCH_SET = / --match-set (\S+) /;
+
+/**
+ * The part of `desired` a look with `scope` reads and repairs: the chains named, and the sets
+ * their rules match on besides the sets named. A set destroyed right after the chain that used
+ * it was flushed is noticed later (its probe polls): refilling the chain needs it back first.
+ */
 export function scopeDesired(desired: DesiredState, scope: LookScope): DesiredState {
   if (scope.all) return desired;
   const families = { ...desired.families };
+  const used = new Set<string>();
   for (const family of FAMILIES) {
+    const want = desired.families[family];
+    const chains = scope.families.has(family)
+      ? want.chains
+      : want.chains.filter((c) => scope.chains[family].has(c.name));
+    for (const chain of chains) {
+      for (const rule of chain.rules) {
+        const set = MATCH_SET.exec(` ${rule.spec} `)?.[1];
+        if (set !== undefined) used.add(set);
+      }
+    }
     if (scope.families.has(family)) continue;
     const names = scope.chains[family];
-    const want = desired.families[family];
     families[family] = {
       ...want,
-      chains: want.chains.filter((c) => names.has(c.name)),
+      chains,
       jumps: want.jumps.filter((j) => names.has(j.hook)),
     };
   }
-  return { ...desired, families, ipsets: scope.sets ? desired.ipsets : [] };
+  const ipsets = scope.sets ? desired.ipsets : desired.ipsets.filter((s) => used.has(s.name));
+  return { ...desired, families, ipsets };
 }
 
 /** The chain a rule of moat's jumps or goes to, when it is one of moat's. */

@@ -63,6 +63,16 @@ describe('scope', () => {
     expect(builder.take()).toBe(EVERYTHING);
   });
 
+  test('a chain that matches on a set brings the set into the look: it may be gone too', () => {
+    const src = desired.families.ipv4.chains.find((c) => c.name.startsWith('MOAT-SRC-'))!;
+    expect(src.rules.some((r) => r.spec.includes('--match-set moat-office'))).toBe(true);
+    const builder = new ScopeBuilder();
+    builder.add({ kind: 'chain', family: 'ipv4', chain: src.name });
+    const part = scopeDesired(desired, builder.take());
+    expect(part.families.ipv4.chains.map((c) => c.name)).toEqual([src.name]);
+    expect(part.ipsets.map((s) => s.name)).toEqual(['moat-office']);
+  });
+
   test('the part of a host a scope covers plans nothing for what it did not read', () => {
     const builder = new ScopeBuilder();
     builder.add({ kind: 'chain', family: 'ipv4', chain: 'MOAT-INPUT' });
