@@ -19,6 +19,16 @@ import { listsChainsAlone, readFilterChains, readIpsetsNamed } from '../netfilte
 import type { Family } from '../policy/model.js';
 import { guardedChains, nextListings } from '../watch/scope.js';
 
+/**
+ * The fewest chains a walk from the hooks lists: the hooks and what they jump to (a table
+ * rewritten without moat). Worth walking only when that is cheaper than listing the table.
+ */
+function leastWalked(desired: DesiredState, family: Family, names: readonly string[]): number {
+  const first = nextListings(desired, family, names, new Map());
+  const there = new Map(first.map((name) => [name, true]));
+  return first.length + nextListings(desired, family, names, there).length;
+}
+
 async function readFamily(
   runner: CommandRunner,
   backend: IptablesBackend,
@@ -29,11 +39,15 @@ async function readFamily(
   const names = guardedChains(desired, family);
   const found = new Map<string, LiveChain>();
   const options = tableRules === undefined ? {} : { tableRules };
-  if (names.length > 0 && !listsChainsAlone(backend, names.length, tableRules)) {
+  if (
+    names.length > 0 &&
+    !listsChainsAlone(backend, leastWalked(desired, family, names), tableRules)
+  ) {
     const chains = await readFilterChains(runner, backend, family, names, options);
     for (const [name, chain] of chains) if (chain !== undefined) found.set(name, chain);
   } else {
-    // One by one: from the hooks down, never below a chain that is gone (src/watch/scope.ts).
+    // From the hooks down, never below a chain that is gone (src/watch/scope.ts); each round
+    // one by one, or with the table when it has many (readFilterChains decides).
     const listed = new Map<string, boolean>();
     for (let next = nextListings(desired, family, names, listed); next.length > 0;) {
       const chains = await readFilterChains(runner, backend, family, next, options);

@@ -239,9 +239,11 @@ async function listChain(
   return chain;
 }
 
-// What listing one chain alone costs on nft, in rules of a whole-table listing: 3 ms per
-// chain, against 29 ms for a table of 5,000 rules and 155 ms for 45,000 (plus parsing).
-const RULES_PER_CHAIN_LISTING = 500;
+// What listing one chain alone costs on nft, in rules of a whole-table listing. Listing a chain
+// costs what starting iptables-nft costs: 3 ms on a quiet machine, where the table listing took
+// 155 ms for 45,000 rules (~1,000 rules' worth), and 20-30 ms from watch on a loaded VM, where
+// 30,000 rules took 300-400 ms (~1,500-2,500). The larger keeps the worse case cheaper.
+const RULES_PER_CHAIN_LISTING = 1500;
 
 /**
  * Whether `count` chains of a filter table that held `tableRules` rules when last read are
