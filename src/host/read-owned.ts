@@ -20,13 +20,14 @@ import type { Family } from '../policy/model.js';
 import { guardedChains, nextListings } from '../watch/scope.js';
 
 /**
- * The fewest chains a walk from the hooks lists: the hooks and what they jump to (a table
- * rewritten without moat). Worth walking only when that is cheaper than listing the table.
+ * A walk's first listings: the chains nothing (of `names`) jumps to, the hooks, and the chains
+ * they jump to, at once (the hooks are there on any Docker host). Also the fewest a walk lists,
+ * as when a table was rewritten without moat: worth walking only when that beats the table.
  */
-function leastWalked(desired: DesiredState, family: Family, names: readonly string[]): number {
-  const first = nextListings(desired, family, names, new Map());
-  const there = new Map(first.map((name) => [name, true]));
-  return first.length + nextListings(desired, family, names, there).length;
+function firstListings(desired: DesiredState, family: Family, names: readonly string[]): string[] {
+  const roots = nextListings(desired, family, names, new Map());
+  const there = new Map(roots.map((name) => [name, true]));
+  return [...roots, ...nextListings(desired, family, names, there)];
 }
 
 async function readFamily(
@@ -41,7 +42,7 @@ async function readFamily(
   const options = tableRules === undefined ? {} : { tableRules };
   if (
     names.length > 0 &&
-    !listsChainsAlone(backend, leastWalked(desired, family, names), tableRules)
+    !listsChainsAlone(backend, firstListings(desired, family, names).length, tableRules)
   ) {
     const chains = await readFilterChains(runner, backend, family, names, options);
     for (const [name, chain] of chains) if (chain !== undefined) found.set(name, chain);
@@ -49,7 +50,7 @@ async function readFamily(
     // From the hooks down, never below a chain that is gone (src/watch/scope.ts); each round
     // one by one, or with the table when it has many (readFilterChains decides).
     const listed = new Map<string, boolean>();
-    for (let next = nextListings(desired, family, names, listed); next.length > 0;) {
+    for (let next = firstListings(desired, family, names); next.length > 0;) {
       const chains = await readFilterChains(runner, backend, family, next, options);
       for (const name of next) {
         const chain = chains.get(name);
