@@ -9,6 +9,7 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FakeDockerApi } from './docker-api.js';
@@ -64,7 +65,12 @@ export interface WatchRow {
   readonly fullRead: number;
   /** Repair latencies in ms, per tampering (NaN: not repaired within the bound). */
   readonly latencies: ReadonlyMap<string, readonly number[]>;
+  /** Where each repair's time went, as watch logs it (`stages_ms`), per tampering. */
+  readonly stages: Readonly<Record<string, readonly Record<string, number>[]>>;
 }
+
+/** The stages watch logs for a repair, in the order they happen. */
+const STAGES = ['notice', 'lock', 'read', 'write', 'verify'] as const;
 
 const CLK_TCK = 100;
 const REPAIR_BOUND_MS = 15_000;
@@ -97,16 +103,41 @@ function treeTicks(root: number): number {
   return total;
 }
 
+/** Watches still running, stopped (by pid) however the benchmark ends, a signal included. */
+const running = new Set<RunningWatch>();
+let exitHooked = false;
+
 class RunningWatch {
   readonly child: ChildProcessWithoutNullStreams;
   lines: { at: number; doc: Record<string, unknown> }[] = [];
   private rest = '';
+  private stderrTail = '';
+  /** How the watch ended, once it has. */
+  private ended: string | undefined;
+  private readonly exited: Promise<void>;
 
   constructor(ns: string, args: readonly string[], env: NodeJS.ProcessEnv) {
     // `ip netns exec` execs the program: the pid is node's.
     this.child = spawn('ip', ['netns', 'exec', ns, process.execPath, CLI, 'watch', ...args], {
       env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C', ...env },
       stdio: 'pipe',
+    });
+    running.add(this);
+    if (!exitHooked) {
+      exitHooked = true;
+      // A benchmark stopped by a signal (netns.ts exits on SIGINT/SIGTERM) stops its watch too,
+      // instead of leaving it running in a namespace nobody can name any more.
+      process.once('exit', () => {
+        for (const watch of running) watch.child.kill('SIGTERM');
+      });
+    }
+    // Registered at once: a watch that dies early is known to have, whenever anyone asks.
+    this.exited = new Promise((resolve) => {
+      this.child.once('exit', (code, signal) => {
+        this.ended = signal === null ? `exit code ${code ?? '?'}` : `signal ${signal}`;
+        running.delete(this);
+        resolve();
+      });
     });
     this.child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       const text = this.rest + chunk;
@@ -121,10 +152,12 @@ class RunningWatch {
       }
     });
     this.child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      this.stderrTail = (this.stderrTail + chunk).slice(-2000);
       process.stderr.write(`    watch: ${chunk}`);
     });
   }
 
+  /** The first line from `from` on that passes `test`; undefined after `timeoutMs`. Throws when watch has died. */
   async waitFor(
     test: (doc: Record<string, unknown>) => boolean,
     from: number,
@@ -133,16 +166,24 @@ class RunningWatch {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const found = this.lines.slice(from).find((l) => test(l.doc));
-      if (found !== undefined || Date.now() > deadline) return found?.doc;
+      if (found !== undefined) return found.doc;
+      if (this.ended !== undefined) {
+        throw new Error(
+          `moat watch ended (${this.ended}) while the benchmark waited for it; its stderr: ` +
+            (this.stderrTail.trim() || '(none)'),
+        );
+      }
+      if (Date.now() > deadline) return undefined;
       await sleep(10);
     }
   }
 
+  /** SIGTERM, SIGKILL after 15 s; returns at once when watch has already ended. */
   async stop(): Promise<void> {
-    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    if (this.ended !== undefined) return;
     this.child.kill('SIGTERM');
     const killer = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
-    await exited;
+    await this.exited;
     clearTimeout(killer);
   }
 }
@@ -210,9 +251,11 @@ export async function watchScenario(
     const idleCpuPerHour = (idleCpu / options.idleSeconds) * 3600;
 
     const latencies = new Map<string, number[]>();
+    const stages: Record<string, Record<string, number>[]> = {};
     const tool = (name: string): string =>
       `${name}-${backend}`; /* iptables-nft, ip6tables-legacy, … */
     for (let round = 0; round < options.repeats; round++) {
+      const roundStarted = Date.now();
       for (const tampering of TAMPERINGS) {
         const argv = tampering.argv.map((a) =>
           a.replace(/\{(ip6?tables)\}/g, (_m, name: string) => tool(name)),
@@ -230,12 +273,20 @@ export async function watchScenario(
         const list = latencies.get(tampering.name) ?? [];
         list.push(at - done);
         latencies.set(tampering.name, list);
+        if (typeof repaired?.stages_ms === 'object' && repaired.stages_ms !== null) {
+          (stages[tampering.name] ??= []).push(repaired.stages_ms as Record<string, number>);
+        }
         // Apart enough that repeating one tampering never looks like a fight (5 in 10 s).
         await sleep(2500);
       }
       const list = latencies.get(LATE_CONTAINER) ?? [];
       list.push(await lateContainer(watch, api, { with: withLate, without: bench.inventory }));
       latencies.set(LATE_CONTAINER, list);
+      // A case runs for minutes: say that it moves.
+      options.log(
+        `    watch ${backend} ${foreign}: round ${round + 1}/${options.repeats} in ` +
+          `${((Date.now() - roundStarted) / 1000).toFixed(0)} s, load ${loadavg()[0]?.toFixed(2) ?? '?'}`,
+      );
     }
     const row: WatchRow = {
       backend,
@@ -245,12 +296,23 @@ export async function watchScenario(
       idleWindowSeconds: options.idleSeconds,
       fullRead,
       latencies,
+      stages,
     };
     options.log(
       `  watch ${backend} ${foreign} foreign: idle ${idleCpuPerHour.toFixed(1)} CPU s/h; ` +
         [...latencies]
           .map(
             ([name, ms]) => `${name.split(' ').slice(0, 3).join(' ')} ${median(ms).toFixed(0)} ms`,
+          )
+          .join(', '),
+    );
+    options.log(
+      `    where a repair's time went (median ms, ${STAGES.join('/')}): ` +
+        Object.entries(stages)
+          .map(
+            ([name, list]) =>
+              `${name.split(' ').slice(0, 3).join(' ')} ` +
+              STAGES.map((stage) => median(list.map((l) => l[stage] ?? 0)).toFixed(0)).join('/'),
           )
           .join(', '),
     );

@@ -14,9 +14,10 @@ import { ApplyFailedError } from '../apply/apply.js';
 import type { DesiredState } from '../compile/model.js';
 import { SubprocessError } from '../core/errors.js';
 import {
-  ruleProbeCommand,
+  ruleProbeCommands,
   ipsetProbeCommand,
   startProbe,
+  startProbes,
   type Probe,
   type ProbeListener,
 } from '../host/change-probes.js';
@@ -37,7 +38,7 @@ import { concerns, ScopeBuilder } from '../watch/scope.js';
 import type { ApplyOutcome } from './apply-locked.js';
 import type { Context } from './context.js';
 import { refreshMetricsFile } from './metrics-file.js';
-import { inspectAndRepair } from './repair.js';
+import { inspectAndRepair, type RepairStages } from './repair.js';
 
 export interface DriftGuardOptions {
   readonly lockFile: string;
@@ -79,6 +80,12 @@ interface Guarded {
   readonly desired: DesiredState;
   readonly backend: IptablesBackend;
   readonly tableRules: Record<Family, number>;
+}
+
+/** When a look began, and where its repair's time went. */
+interface Timing {
+  readonly lookAt: number;
+  readonly stages: RepairStages;
 }
 
 /** A change of watch's state; `undefined` removes a field. */
@@ -233,13 +240,14 @@ export class DriftGuard {
 
   private startProbe(kind: ProbeKind, listener: ProbeListener): Probe | undefined {
     if (this.hooks.startProbe !== undefined) return this.hooks.startProbe(kind, listener);
-    const command =
-      kind.kind === 'ipset'
-        ? ipsetProbeCommand(this.options.ipsetPollMs ?? IPSET_POLL_MS)
-        : ruleProbeCommand(kind.backend, {
-            legacyPollMs: this.options.legacyPollMs ?? LEGACY_POLL_MS,
-          });
-    return command === undefined ? undefined : startProbe(command, listener);
+    if (kind.kind === 'ipset') {
+      const command = ipsetProbeCommand(this.options.ipsetPollMs ?? IPSET_POLL_MS);
+      return command === undefined ? undefined : startProbe(command, listener);
+    }
+    const commands = ruleProbeCommands(kind.backend, {
+      legacyPollMs: this.options.legacyPollMs ?? LEGACY_POLL_MS,
+    });
+    return commands === undefined ? undefined : startProbes(commands, listener);
   }
 
   private warnOnce(message: string): void {
@@ -288,10 +296,13 @@ export class DriftGuard {
     this.repairing = true;
     try {
       let result: RepairResult;
+      let timing: Timing | undefined;
       try {
         const scope = this.scope.take();
+        const lookAt = this.now();
         const inspection = await inspectAndRepair(this.ctx, this.options, guarded, scope, decide);
         result = inspection.repaired ? 'changed' : 'unchanged';
+        timing = { lookAt, stages: inspection.stages };
       } catch (error) {
         if (decision.repair === undefined) {
           // Could not look: whether to reconcile in full is the governor's call, as for drift.
@@ -303,7 +314,7 @@ export class DriftGuard {
           result = await this.afterFailedRepair(error, decision.repair.drift);
         }
       }
-      if (decision.repair !== undefined) await this.finish(decision.repair, result);
+      if (decision.repair !== undefined) await this.finish(decision.repair, result, timing);
     } finally {
       this.repairing = false;
     }
@@ -316,13 +327,19 @@ export class DriftGuard {
     return actions.find((a): a is RepairAction => a.kind === 'repair');
   }
 
-  private async finish(repair: RepairAction, result: RepairResult): Promise<void> {
+  private async finish(repair: RepairAction, result: RepairResult, timing?: Timing): Promise<void> {
     const end = this.now();
     if (result === 'changed') {
       const latency = end - repair.noticedAt;
+      // From the first notice to the look (the burst settling, a pass finishing), then the look's.
+      const stages =
+        timing === undefined
+          ? {}
+          : { stages_ms: { notice: timing.lookAt - repair.noticedAt, ...timing.stages } };
       this.hooks.log(`repaired in ${latency} ms: ${repair.drift.join(', ')}`, {
         drift: repair.drift,
         latency_ms: latency,
+        ...stages,
       });
       await this.persist({
         repairs: this.state.repairs + 1,

@@ -38,6 +38,15 @@ export interface Inspection {
   readonly drift: readonly string[];
   /** Whether it was put back. */
   readonly repaired: boolean;
+  /** Where a repair's time went, in ms: waiting for the lock, reading, writing, verifying. */
+  readonly stages: RepairStages;
+}
+
+export interface RepairStages {
+  readonly lock: number;
+  readonly read: number;
+  readonly write?: number;
+  readonly verify?: number;
 }
 
 /**
@@ -53,6 +62,7 @@ export async function inspectAndRepair(
   decide: (drift: readonly string[]) => boolean,
 ): Promise<Inspection> {
   const command = 'moat watch (repair)';
+  const asked = Date.now();
   return withLock(options.lockFile, options.lockTimeoutMs, command, async () => {
     const started = Date.now();
     const { backend } = target;
@@ -60,9 +70,12 @@ export async function inspectAndRepair(
     const live = await readOwned(ctx.runner, backend, desired, target.tableRules);
     const plan = diff(desired, live);
     const drift = plan.steps.map(describeStep);
+    const read = Date.now();
+    const looked = { lock: started - asked, read: read - started };
     // Always asked, also when nothing differs: the caller learns what the look found.
-    if (!decide(drift) || isEmptyPlan(plan)) return { drift, repaired: false };
+    if (!decide(drift) || isEmptyPlan(plan)) return { drift, repaired: false, stages: looked };
     const base = { time: new Date(started).toISOString(), command, backend };
+    let written = read;
     try {
       await applyPlan(
         plan,
@@ -73,6 +86,10 @@ export async function inspectAndRepair(
           // again, or everything moat owns outside the look would count as not there before.
           readLive: () => readOwned(ctx.runner, backend, desired, target.tableRules),
           replan: (after) => diff(desired, after),
+          tableRules: target.tableRules,
+          written: () => {
+            written = Date.now();
+          },
         },
         live,
       );
@@ -87,9 +104,10 @@ export async function inspectAndRepair(
       });
       throw error;
     }
+    const verified = Date.now();
     await rememberRun(ctx, options, {
       ...base,
-      duration_ms: Date.now() - started,
+      duration_ms: verified - started,
       result: 'changed',
       changes: plan.summary,
       // Everything it put back was changed outside moat, whatever the plan's reasons say (a
@@ -97,6 +115,7 @@ export async function inspectAndRepair(
       drift: true,
       drifted: drift,
     });
-    return { drift, repaired: true };
+    const stages = { ...looked, write: written - read, verify: verified - written };
+    return { drift, repaired: true, stages };
   });
 }

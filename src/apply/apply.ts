@@ -11,7 +11,7 @@ import { renderRestore, type RestoreScripts } from './render-restore.js';
 import { toolFor } from '../netfilter/backend.js';
 import { diff, fingerprint } from '../plan/diff.js';
 import { isEmptyPlan, type Plan } from '../plan/model.js';
-import { FAMILIES } from '../policy/model.js';
+import { FAMILIES, type Family } from '../policy/model.js';
 import { plural } from '../core/words.js';
 import { desiredFromLive } from './from-live.js';
 import { readAfter } from './verify.js';
@@ -27,6 +27,13 @@ export interface ApplyEnvironment {
   readonly readLive: () => Promise<LiveNetfilter>;
   /** The plan the policy gives for a given live state (empty when the host matches). */
   readonly replan: (live: LiveNetfilter) => Plan;
+  /**
+   * Rules in each family's filter table at the last full read, when the state the plan was
+   * made from is not a full read (watch's look): how the verification lists chains.
+   */
+  readonly tableRules?: Partial<Record<Family, number>>;
+  /** Told when the writes have committed, before the verification reads them back. */
+  readonly written?: () => void;
 }
 
 export interface ApplyResult {
@@ -131,8 +138,11 @@ export async function applyPlan(
   let failure: unknown;
   try {
     await runScripts(env, scripts, { test: true });
+    env.written?.();
     // Read back only what the plan wrote; the rest is as `before` was read, under the lock.
-    const after = env.replan(await readAfter(env.runner, env.backend, plan, before));
+    const after = env.replan(
+      await readAfter(env.runner, env.backend, plan, before, env.tableRules),
+    );
     if (!isEmptyPlan(after)) {
       failure = new Error(
         `verification failed: after applying, the host still differs from the policy (${plural(after.steps.length, 'step')} left)`,

@@ -105,28 +105,24 @@ export function withIpsets(
 
 /**
  * The host after applying `plan` to `before`: the touched chains and sets read again (both
- * families and the sets at once), the rest as in `before`.
+ * families and the sets at once), the rest as in `before`. `tableRules`: the rules each family's
+ * filter table held at its last full read, when `before` is not one (watch's look reads only
+ * moat's chains); it decides whether the chains are listed one by one.
  */
 export async function readAfter(
   runner: CommandRunner,
   backend: IptablesBackend,
   plan: Plan,
   before: LiveNetfilter,
+  tableRules: Partial<Record<Family, number>> = {},
 ): Promise<LiveNetfilter> {
   const touched = touchedBy(plan, before);
   const none = new Map<string, never>();
   const chainsOf = (family: Family) => {
     const names = touched.chains[family];
     if (names.length === 0) return none;
-    let tableRules = 0;
-    const filter = before.rulesets[family].tables.get('filter');
-    for (const chain of filter?.chains.values() ?? []) tableRules += chain.rules.length;
-    const deleted = new Set(
-      plan.steps.flatMap((s) =>
-        s.kind === 'delete-chain' && s.family === family ? [s.chain] : [],
-      ),
-    );
-    return readFilterChains(runner, backend, family, names, { tableRules, deleted });
+    const rules = tableRules[family] ?? rulesIn(before.rulesets[family]);
+    return readFilterChains(runner, backend, family, names, { tableRules: rules });
   };
   const [ipv4, ipv6, sets] = await Promise.all([
     chainsOf('ipv4'),
@@ -141,4 +137,11 @@ export async function readAfter(
     },
     ipsets: withIpsets(before.ipsets, sets),
   };
+}
+
+function rulesIn(ruleset: LiveRuleset): number {
+  let rules = 0;
+  for (const chain of ruleset.tables.get('filter')?.chains.values() ?? [])
+    rules += chain.rules.length;
+  return rules;
 }

@@ -7,10 +7,14 @@
  * - nft backend: the kernel's change notifications. `xtables-monitor -e`, which ships with
  *   iptables itself, under `stdbuf -oL` because it buffers its output when not writing to a
  *   terminal: 50 ms from a change to its line and no measurable CPU, at 50,000 rules as at
- *   none. It exits on a rule written with nft that it cannot parse (Docker 29's nftables
- *   backend, firewalld): it is restarted, and its exit counts as a change. `nft monitor
- *   ruleset` only where xtables-monitor or stdbuf is missing: it re-reads the ruleset for
- *   every event, which at 50,000 rules took 2 s of CPU and more than 4 s to print one.
+ *   none. It exits on a rule it cannot parse: one written with nft (Docker 29's nftables
+ *   backend, firewalld), and in 1.8.9 (Debian 12) every IPv6 rule with `-p tcp` or `-p udp`,
+ *   which moat writes. It is restarted, and its exit counts as a change of what it watched.
+ *   So one runs per family (`-4`, `-6`), each dropping the other's events before parsing them:
+ *   IPv6 rules then never stop the IPv4 monitor, and an exit costs a look at one family's
+ *   chains, not all of moat's. `nft monitor ruleset` only where xtables-monitor or stdbuf is
+ *   missing: it re-reads the ruleset for every event, which at 50,000 rules took 2 s of CPU
+ *   and more than 4 s to print one.
  * - legacy backend: no notifications; src/host/legacy-probe.ts polls the tables' size.
  * - ipset: no notifications either; src/host/ipset-probe.ts asks an interactive `ipset -` for
  *   the sets' headers and prints a line when moat's change.
@@ -25,11 +29,13 @@ import type { IptablesBackend } from '../netfilter/model.js';
 import {
   ANYTHING,
   nftMonitorHint,
+  withinFamily,
   xtablesMonitorHint,
   type ChangeHint,
 } from '../netfilter/parse-monitor.js';
+import { FAMILIES, type Family } from '../policy/model.js';
 import { ipsetProbeProgram } from './ipset-probe.js';
-import { legacyProbeCommand } from './legacy-probe.js';
+import { legacyProbeCommand, legacyProbeHints } from './legacy-probe.js';
 
 export interface ProbeListener {
   /** Something may have changed; `source` names the probe, `hints` say what. */
@@ -50,6 +56,14 @@ export interface ProbeCommand {
   readonly args: readonly string[];
   /** What a line of output says was changed; undefined: nothing that matters. Default: anything. */
   readonly hint?: (line: string) => ChangeHint | undefined;
+  /** What may have changed unseen while it was down (its exit, its restart). Default: anything. */
+  readonly missed?: ChangeHint;
+  /**
+   * Whether a line ends one transaction's output (xtables-monitor's `NEWGEN:`). Where given,
+   * hints are held until it comes: a table rewritten at once prints for a second or more, and
+   * a look at what its first lines named would plan against half of it.
+   */
+  readonly ends?: (line: string) => boolean;
 }
 
 /** Whether an executable `name` is on PATH. */
@@ -67,34 +81,47 @@ export function onPath(name: string, path = process.env.PATH ?? ''): boolean {
     });
 }
 
-/** How the changes of a backend's rules are noticed; undefined when no probe can run here. */
-export function ruleProbeCommand(
+/** `xtables-monitor -e` for one family, whose every line and exit concern that family only. */
+function xtablesMonitor(family: Family): ProbeCommand {
+  return {
+    name: 'xtables-monitor',
+    command: 'stdbuf',
+    args: ['-oL', 'xtables-monitor', '-e', family === 'ipv4' ? '-4' : '-6'],
+    hint: (line) => withinFamily(xtablesMonitorHint(line), family),
+    missed: { kind: 'family', family },
+    ends: (line) => line.startsWith('NEWGEN:'),
+  };
+}
+
+/**
+ * How the changes of a backend's rules are noticed: the programs to run (all of them), or
+ * undefined when none can run here.
+ */
+export function ruleProbeCommands(
   backend: IptablesBackend,
   options: { find?: (name: string) => boolean; arch?: string; legacyPollMs: number },
-): ProbeCommand | undefined {
+): readonly ProbeCommand[] | undefined {
   const find = options.find ?? ((name: string) => onPath(name));
   if (backend === 'nft') {
-    if (find('xtables-monitor') && find('stdbuf')) {
-      return {
-        name: 'xtables-monitor',
-        command: 'stdbuf',
-        args: ['-oL', 'xtables-monitor', '-e'],
-        hint: xtablesMonitorHint,
-      };
-    }
+    if (find('xtables-monitor') && find('stdbuf')) return FAMILIES.map(xtablesMonitor);
     if (find('nft')) {
-      return {
-        name: 'nft monitor',
-        command: 'nft',
-        args: ['monitor', 'ruleset'],
-        hint: nftMonitorHint,
-      };
+      return [
+        {
+          name: 'nft monitor',
+          command: 'nft',
+          args: ['monitor', 'ruleset'],
+          hint: nftMonitorHint,
+          ends: (line) => line.startsWith('# new generation'),
+        },
+      ];
     }
     return undefined;
   }
   if (!find('perl')) return undefined;
   const probe = legacyProbeCommand(options.arch ?? process.arch, options.legacyPollMs);
-  return probe === undefined ? undefined : { name: 'legacy probe', ...probe };
+  return probe === undefined
+    ? undefined
+    : [{ name: 'legacy probe', ...probe, hint: legacyProbeHints() }];
 }
 
 const FIRST_RESTART_MS = 100;
@@ -109,6 +136,8 @@ const RESUBSCRIBE_MS = 50;
 interface Supervision {
   /** Each chunk of the child's stdout. */
   readonly onOutput: (chunk: string) => void;
+  /** The child ended: a line it left unfinished will never be. */
+  readonly onExit?: () => void;
 }
 
 /**
@@ -140,6 +169,7 @@ export function supervise(
   let restartTimer: NodeJS.Timeout | undefined;
   let resubscribed: NodeJS.Timeout | undefined;
   let exited: Promise<void> = Promise.resolve();
+  const missed = spec.missed ?? ANYTHING;
 
   const start = (restart: boolean): void => {
     const startedAt = Date.now();
@@ -165,10 +195,11 @@ export function supervise(
       proc.on('close', (code, signal) => {
         resolve();
         if (child === proc) child = undefined;
+        supervision.onExit?.();
         if (stopped || failedToStart) return;
         const why = signal === null ? `exit code ${code ?? '?'}` : signal;
         const last = stderr.trim().split('\n').at(-1) ?? '';
-        listener.changed(spec.name, [ANYTHING]);
+        listener.changed(spec.name, [missed]);
         delay = Date.now() - startedAt > HEALTHY_MS ? FIRST_RESTART_MS : delay;
         if (delay >= 1000) {
           listener.warn(
@@ -183,7 +214,7 @@ export function supervise(
     });
     if (restart) {
       resubscribed = setTimeout(() => {
-        listener.changed(spec.name, [ANYTHING]);
+        listener.changed(spec.name, [missed]);
       }, RESUBSCRIBE_MS);
     }
   };
@@ -206,18 +237,61 @@ export function supervise(
   };
 }
 
+/** Hints held for a transaction's end are given anyway after this long without a line. */
+const HOLD_QUIET_MS = 500;
+
 /** Runs a probe whose lines of output tell of changes. */
 export function startProbe(spec: ProbeCommand, listener: ProbeListener): Probe {
   const hint = spec.hint ?? (() => ANYTHING);
+  const ends = spec.ends;
   let partial = '';
-  return supervise(spec, listener, {
+  let held: ChangeHint[] = [];
+  let quiet: NodeJS.Timeout | undefined;
+  const release = (): void => {
+    clearTimeout(quiet);
+    if (held.length > 0) listener.changed(spec.name, held);
+    held = [];
+  };
+  const probe = supervise(spec, listener, {
     onOutput: (chunk) => {
       const lines = (partial + chunk).split('\n');
       partial = lines.pop() ?? '';
-      const hints = lines.map(hint).filter((h) => h !== undefined);
-      if (hints.length > 0) listener.changed(spec.name, hints);
+      for (const line of lines) {
+        const h = hint(line);
+        if (h !== undefined) held.push(h);
+        if (ends?.(line) === true) release();
+      }
+      if (ends === undefined) release();
+      else if (held.length > 0) {
+        clearTimeout(quiet);
+        quiet = setTimeout(release, HOLD_QUIET_MS);
+      }
+    },
+    // xtables-monitor dies mid-line (` EVENT: -6 -t filter `): never glue that to the next run's.
+    onExit: () => {
+      partial = '';
+      release();
     },
   });
+  return {
+    name: probe.name,
+    async stop(): Promise<void> {
+      clearTimeout(quiet);
+      held = [];
+      await probe.stop();
+    },
+  };
+}
+
+/** Runs every program of `specs` as one probe, named after the first. */
+export function startProbes(specs: readonly ProbeCommand[], listener: ProbeListener): Probe {
+  const probes = specs.map((spec) => startProbe(spec, listener));
+  return {
+    name: specs[0]?.name ?? 'none',
+    async stop(): Promise<void> {
+      await Promise.all(probes.map((p) => p.stop()));
+    },
+  };
 }
 
 /**

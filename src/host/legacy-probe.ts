@@ -12,7 +12,12 @@
  *
  * Not seen: replacing one rule by another of exactly the same size (`iptables -R` with a rule
  * as long as the old one); the periodic reconcile (`--interval`) catches that.
+ *
+ * Each line has both families' answers, so the line before says which family changed: watch
+ * then reads that family's table only.
  */
+import { ANYTHING, type ChangeHint } from '../netfilter/parse-monitor.js';
+import { FAMILIES } from '../policy/model.js';
 
 /** `getsockopt`'s system call number, per Node's `process.arch`; others use no probe. */
 const GETSOCKOPT: Readonly<Record<string, number>> = {
@@ -79,4 +84,28 @@ export function legacyProbeCommand(
   const nr = getsockoptSyscall(arch);
   if (nr === undefined) return undefined;
   return { command: 'perl', args: ['-e', PROGRAM, String(intervalMs), String(nr)] };
+}
+
+/**
+ * What the probe's lines say changed: the family whose answer differs from the line before;
+ * anything for the first line, or when both differ. Kept across restarts of the probe.
+ */
+export function legacyProbeHints(): (line: string) => ChangeHint | undefined {
+  let last: ReadonlyMap<string, string> | undefined;
+  return (line) => {
+    const now = new Map(
+      line
+        .trim()
+        .split(' ')
+        .filter((word) => word.includes(':'))
+        .map((word) => [word.slice(0, word.indexOf(':')), word.slice(word.indexOf(':') + 1)]),
+    );
+    const before = last;
+    last = now;
+    if (before === undefined) return ANYTHING;
+    const changed = FAMILIES.filter((family) => now.get(family) !== before.get(family));
+    if (changed.length === 0) return undefined;
+    const [family] = changed;
+    return changed.length === 1 && family !== undefined ? { kind: 'family', family } : ANYTHING;
+  };
 }

@@ -10,17 +10,25 @@
  *   delete rule ip filter MOAT-FORWARD handle 5                 (nft monitor)
  *   # new generation 9 by process 29407 (nft)
  *
- * Anything not understood is `anything`: watch then reads all of moat's objects.
+ * A change in a family's filter table that names no chain (a table replaced) is that `family`;
+ * anything not understood is `anything`: watch then reads all of moat's objects (of that family).
  */
 import type { Family } from '../policy/model.js';
 
 /** What a change notice says was touched. */
 export type ChangeHint =
   | { readonly kind: 'chain'; readonly family: Family; readonly chain: string }
+  /** Anything in one family's filter table. */
+  | { readonly kind: 'family'; readonly family: Family }
   | { readonly kind: 'sets' }
   | { readonly kind: 'anything' };
 
 export const ANYTHING: ChangeHint = { kind: 'anything' };
+
+/** `hint` from a source that only tells of `family` (`xtables-monitor -6`): never wider. */
+export function withinFamily(hint: ChangeHint | undefined, family: Family): ChangeHint | undefined {
+  return hint?.kind === 'anything' ? { kind: 'family', family } : hint;
+}
 
 const FAMILY_FLAG: Readonly<Record<string, Family>> = { '-4': 'ipv4', '-6': 'ipv6' };
 const NFT_FAMILY: Readonly<Record<string, Family>> = { ip: 'ipv4', ip6: 'ipv6' };
@@ -42,8 +50,10 @@ export function xtablesMonitorHint(line: string): ChangeHint | undefined {
   const rule = /^EVENT: (-4|-6) -t (\S+)(?: -[A-Z] (\S+))?/.exec(text);
   if (rule !== null) {
     if (rule[2] !== 'filter') return undefined;
+    const family = FAMILY_FLAG[rule[1] ?? ''];
     const chain = rule[3];
-    return chain === undefined ? ANYTHING : chainHint(FAMILY_FLAG[rule[1] ?? ''], 'filter', chain);
+    if (chain !== undefined) return chainHint(family, 'filter', chain);
+    return family === undefined ? ANYTHING : { kind: 'family', family };
   }
   const base = /^EVENT: # nft: (\S+) (\S+) (\S+) /.exec(text);
   if (base !== null) {
@@ -52,7 +62,8 @@ export function xtablesMonitorHint(line: string): ChangeHint | undefined {
   }
   const table = /^EVENT: nft: (?:NEW|DEL) table: table (\S+) (\S+) /.exec(text);
   if (table !== null) {
-    return NFT_FAMILY[table[2] ?? ''] === undefined || table[1] !== 'filter' ? undefined : ANYTHING;
+    const family = NFT_FAMILY[table[2] ?? ''];
+    return family === undefined || table[1] !== 'filter' ? undefined : { kind: 'family', family };
   }
   return ANYTHING;
 }
@@ -72,5 +83,5 @@ export function nftMonitorHint(line: string): ChangeHint | undefined {
   if ((what === 'rule' || what === 'chain') && chain !== undefined) {
     return { kind: 'chain', family, chain };
   }
-  return ANYTHING;
+  return { kind: 'family', family };
 }

@@ -13,6 +13,7 @@
  * ruleset listing, except for a snapshot, which keeps the ruleset whole.
  */
 import { SubprocessError } from '../core/errors.js';
+import { isOwnedChain } from '../core/ownership.js';
 import {
   runChecked,
   type CommandResult,
@@ -96,6 +97,22 @@ async function listTable(
   return parser.end().ruleset.tables.get(table) as LiveTable;
 }
 
+/**
+ * The lines of a save that declare or fill the chains in `only`, and the table's frame: a
+ * parse of a few chains instead of 30,000 rules (5–15 ms against 40–90 here).
+ */
+function keepChains(text: string, only: ReadonlySet<string>): string {
+  return text
+    .split('\n')
+    .filter((line) => {
+      const from = line.startsWith('-A ') ? 3 : line.startsWith(':') ? 1 : -1;
+      if (from < 0) return true;
+      const end = line.indexOf(' ', from);
+      return only.has(line.slice(from, end < 0 ? undefined : end));
+    })
+    .join('\n');
+}
+
 async function saveTable(
   runner: CommandRunner,
   family: Family,
@@ -104,7 +121,8 @@ async function saveTable(
 ): Promise<LiveTable> {
   const command = toolFor('legacy', family, 'save');
   const result = await runChecked(runner, command, ['-t', table]);
-  const saved = parseSave(result.stdout, family).tables.get(table);
+  const text = only === undefined ? result.stdout : keepChains(result.stdout, only);
+  const saved = parseSave(text, family).tables.get(table);
   const chains = new Map<string, LiveChain>();
   for (const [name, chain] of saved?.chains ?? []) {
     if (only === undefined || only.has(name)) chains.set(name, chain);
@@ -250,37 +268,50 @@ async function listChain(
   return chain;
 }
 
-// What listing one chain alone costs on nft, in rules of a whole-table listing: 3 ms per
-// chain, against 29 ms for a table of 5,000 rules and 155 ms for 45,000 (plus parsing).
-const RULES_PER_CHAIN_LISTING = 500;
+// What listing one chain alone costs on nft, in rules of a whole-table listing. Listing a chain
+// costs what starting iptables-nft costs: 3 ms on a quiet machine, where the table listing took
+// 155 ms for 45,000 rules (~1,000 rules' worth), and 20-30 ms from watch on a loaded VM, where
+// 30,000 rules took 300-400 ms (~1,500-2,500). The larger keeps the worse case cheaper.
+const RULES_PER_CHAIN_LISTING = 1500;
+
+/**
+ * Whether `count` chains of a filter table that held `tableRules` rules when last read are
+ * listed one by one (nft, a big table) rather than with the whole table.
+ */
+export function listsChainsAlone(
+  backend: IptablesBackend,
+  count: number,
+  tableRules = Number.POSITIVE_INFINITY,
+): boolean {
+  return backend === 'nft' && count * RULES_PER_CHAIN_LISTING < tableRules;
+}
 
 /**
  * Some chains of one family's filter table: each name maps to the chain, or to undefined when
  * it does not exist. On nft a chain can be listed alone (`iptables-nft -S CHAIN`: 3 ms however
  * large the ruleset), which is cheaper than the whole table unless the table is small or the
  * chains many: `tableRules`, the rules the table held when last read, decides (default: alone).
- * When iptables cannot tell whether a chain is missing, it counts as missing only if it is in
- * `deleted` (just deleted: expected gone); otherwise the whole table is listed, which fails
- * loudly on a table iptables cannot show. On legacy one chain costs the whole table anyway
- * (27 against 39 ms at 50,000 rules), so the table is read once and only the named chains are
- * parsed.
+ * When iptables cannot tell whether a chain is missing, one of moat's own chains counts as
+ * missing: they are never base chains, and iptables-nft calls a chain that is not a base chain
+ * incompatible only when it is absent (1.8.7 to 1.8.9) or holds rules written with nft (1.8.10),
+ * which moat's restore empties and refills all the same (`:CHAIN - [0:0]`) and its verification
+ * reads again. For any other chain (a hook) the whole table is listed, which fails loudly on a
+ * table iptables cannot show. On legacy one chain costs the whole table anyway (27 against 39 ms
+ * at 50,000 rules), so the table is read once and only the named chains are parsed.
  */
 export async function readFilterChains(
   runner: CommandRunner,
   backend: IptablesBackend,
   family: Family,
   names: readonly string[],
-  options?: { tableRules?: number; deleted?: ReadonlySet<string> },
+  options?: { tableRules?: number },
 ): Promise<ReadonlyMap<string, LiveChain | undefined>> {
   const unique = [...new Set(names)];
-  const tableRules = options?.tableRules ?? Number.POSITIVE_INFINITY;
-  if (backend === 'nft' && unique.length * RULES_PER_CHAIN_LISTING < tableRules) {
+  if (listsChainsAlone(backend, unique.length, options?.tableRules)) {
     const chains = await Promise.all(
       unique.map((name) => listChain(runner, backend, family, name)),
     );
-    const unsure = unique.some(
-      (name, i) => chains[i] === 'ambiguous' && options?.deleted?.has(name) !== true,
-    );
+    const unsure = unique.some((name, i) => chains[i] === 'ambiguous' && !isOwnedChain(name));
     if (!unsure) {
       return new Map(
         unique.map((name, i) => {

@@ -106,7 +106,12 @@ for (const backend of ['nft', 'legacy'] as const satisfies readonly IptablesBack
           { lockFile: join(work, 'lock'), lockTimeoutMs: 0, stateDir: join(work, 'state') },
           { desired, backend, tableRules: {} },
           // What xtables-monitor's notice named: DOCKER-USER only.
-          { all: false, chains: { ipv4: new Set(['DOCKER-USER']), ipv6: new Set() }, sets: false },
+          {
+            all: false,
+            families: new Set(),
+            chains: { ipv4: new Set(['DOCKER-USER']), ipv6: new Set() },
+            sets: false,
+          },
           () => true,
         );
         await expect(repair).rejects.toBeInstanceOf(ApplyFailedError);

@@ -13,6 +13,7 @@ import {
   appliedLive,
   container,
   dockerHost,
+  editChain,
   group,
   inventory,
   managedIpset,
@@ -163,7 +164,7 @@ describe('readFilterChains with a scripted runner', () => {
     };
   };
 
-  test('nft: one listing per chain; each way iptables-nft says "no such chain" of a deleted chain is absent', async () => {
+  test('nft: one listing per chain; each way iptables-nft says "no such chain" of a moat chain is absent', async () => {
     const { runner, ran } = answers({
       'iptables-nft -t filter -S MOAT-A': ok('-N MOAT-A\n-A MOAT-A -j RETURN\n'),
       'iptables-nft -t filter -S MOAT-B': fail('iptables: No chain/target/match by that name.\n'),
@@ -173,13 +174,15 @@ describe('readFilterChains with a scripted runner', () => {
       'iptables-nft -t filter -S MOAT-D': fail('iptables: Incompatible with this kernel.\n'),
       'iptables-nft -t filter -S FORWARD': ok('-P FORWARD DROP\n'),
     });
-    const chains = await readFilterChains(
-      runner,
-      'nft',
-      'ipv4',
-      ['MOAT-A', 'MOAT-B', 'MOAT-C', 'MOAT-D', 'FORWARD', 'MOAT-A'],
-      { deleted: new Set(['MOAT-C', 'MOAT-D']) },
-    );
+    const chains = await readFilterChains(runner, 'nft', 'ipv4', [
+      'MOAT-A',
+      'MOAT-B',
+      'MOAT-C',
+      'MOAT-D',
+      'FORWARD',
+      'MOAT-A',
+    ]);
+    // Never the whole table: moat's chains are not base chains, so "incompatible" means absent.
     expect(ran).toHaveLength(5);
     expect(chains.get('MOAT-A')).toEqual({
       name: 'MOAT-A',
@@ -192,7 +195,7 @@ describe('readFilterChains with a scripted runner', () => {
     expect(chains.get('FORWARD')).toEqual({ name: 'FORWARD', policy: 'DROP', rules: [] });
   });
 
-  test('nft: "incompatible" for a chain not deleted lists the whole table, which tells', async () => {
+  test('nft: "incompatible" for a chain not moat\'s lists the whole table, which tells', async () => {
     const incompatible = fail(
       "iptables v1.8.9 (nf_tables): chain `DOCKER-USER' in table `filter' is incompatible, use 'nft' tool.\n",
     );
@@ -255,11 +258,12 @@ describe('readFilterChains with a scripted runner', () => {
     );
   });
 
-  test('legacy: the table is read once for all the chains, with save (it takes no lock)', async () => {
+  test('legacy: the table is read once for all the chains, with save (it takes no lock), others unparsed', async () => {
     const { runner, ran } = answers({
       'cat /proc/net/ip_tables_names': ok('filter\n'),
       'iptables-legacy-save -t filter': ok(
-        '*filter\n:FORWARD ACCEPT [0:0]\n:MOAT-A - [0:0]\n-A FORWARD -j MOAT-A\nCOMMIT\n',
+        '*filter\n:FORWARD ACCEPT [0:0]\n:MOAT-A - [0:0]\n:f2b-sshd - [0:0]\n' +
+          '-A FORWARD -j MOAT-A\n-A f2b-sshd -m comment --comment "-A MOAT-A" -j RETURN\nCOMMIT\n',
       ),
     });
     const chains = await readFilterChains(runner, 'legacy', 'ipv4', [
@@ -271,6 +275,31 @@ describe('readFilterChains with a scripted runner', () => {
     expect(chains.get('FORWARD')!.rules).toHaveLength(1);
     expect(chains.get('MOAT-A')).toEqual({ name: 'MOAT-A', rules: [] });
     expect(chains.get('MOAT-B')).toBeUndefined();
+    expect([...chains.keys()]).toEqual(['FORWARD', 'MOAT-A', 'MOAT-B']);
+  });
+
+  test('readAfter: a state that is not a full read is listed by the table size given', async () => {
+    const ran: string[] = [];
+    // Every chain lists as an empty user chain: enough to see what is asked.
+    const runner: CommandRunner = (command, args) => {
+      ran.push([command, ...args].join(' '));
+      const chain = args[3];
+      return Promise.resolve(ok(chain === undefined ? '' : `-N ${chain}\n`));
+    };
+    const desired = compile(base, inv, hostFacts(dockerHost()));
+    const applied = appliedLive(desired, dockerHost());
+    const flushed = editChain(applied, 'MOAT-FORWARD', (c) => ({ ...c, rules: [] }));
+    const plan = diff(desired, flushed);
+    expect(plan.steps.map((s) => s.kind)).toEqual(['update-chain']);
+    // A small host as read: one listing of the table.
+    await readAfter(runner, 'nft', plan, flushed);
+    expect(ran).toEqual(['iptables-nft -t filter -S']);
+    // The same chains, but the table held 50,000 rules at its last full read: one by one.
+    ran.length = 0;
+    await readAfter(runner, 'nft', plan, flushed, { ipv4: 50_000 });
+    expect(ran.length).toBeGreaterThan(0);
+    expect(ran).toContain('iptables-nft -t filter -S MOAT-FORWARD');
+    expect(ran).not.toContain('iptables-nft -t filter -S');
   });
 
   test('readAfter: nothing written, nothing read', async () => {

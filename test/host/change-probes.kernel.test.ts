@@ -7,14 +7,15 @@ import { describe, expect, test } from '@jest/globals';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ipsetProbeCommand,
-  ruleProbeCommand,
+  ruleProbeCommands,
   startProbe,
+  startProbes,
   supervise,
   type Probe,
   type ProbeCommand,
 } from '../../src/host/change-probes.js';
-import { legacyProbeCommand } from '../../src/host/legacy-probe.js';
-import type { ChangeHint } from '../../src/netfilter/parse-monitor.js';
+import { legacyProbeHints } from '../../src/host/legacy-probe.js';
+import { xtablesMonitorHint, type ChangeHint } from '../../src/netfilter/parse-monitor.js';
 import { NetNs } from '../support/netns.js';
 import { describeWith } from '../support/prereq.js';
 
@@ -82,90 +83,129 @@ async function reportsNftChanges(ns: NetNs, recorder: Recorder): Promise<void> {
   await reportsOnly(ns, recorder, () => ns.exec('ip6tables-nft', ['-N', 'MOAT-INPUT']));
 }
 
-describe('ruleProbeCommand', () => {
+describe('ruleProbeCommands', () => {
   const has =
     (...names: string[]) =>
     (name: string) =>
       names.includes(name);
-  test('nft: xtables-monitor under stdbuf, else nft monitor, else none', () => {
-    expect(
-      ruleProbeCommand('nft', { find: has('nft', 'xtables-monitor', 'stdbuf'), legacyPollMs: 250 }),
-    ).toMatchObject({
-      name: 'xtables-monitor',
-      command: 'stdbuf',
-      args: ['-oL', 'xtables-monitor', '-e'],
+  test('nft: xtables-monitor under stdbuf, one per family, else nft monitor, else none', () => {
+    const monitors = ruleProbeCommands('nft', {
+      find: has('nft', 'xtables-monitor', 'stdbuf'),
+      legacyPollMs: 250,
+    });
+    expect(monitors).toMatchObject([
+      { name: 'xtables-monitor', command: 'stdbuf', args: ['-oL', 'xtables-monitor', '-e', '-4'] },
+      { name: 'xtables-monitor', command: 'stdbuf', args: ['-oL', 'xtables-monitor', '-e', '-6'] },
+    ]);
+    // What one family's monitor missed, or did not understand, is that family's.
+    const v6 = monitors?.[1];
+    expect(v6?.missed).toEqual({ kind: 'family', family: 'ipv6' });
+    expect(v6?.hint?.(' EVENT: something new in a later release')).toEqual({
+      kind: 'family',
+      family: 'ipv6',
     });
     expect(
-      ruleProbeCommand('nft', { find: has('nft', 'xtables-monitor'), legacyPollMs: 250 }),
-    ).toMatchObject({
-      name: 'nft monitor',
-      command: 'nft',
-      args: ['monitor', 'ruleset'],
-    });
-    expect(ruleProbeCommand('nft', { find: has('xtables-monitor'), legacyPollMs: 250 })).toBe(
+      ruleProbeCommands('nft', { find: has('nft', 'xtables-monitor'), legacyPollMs: 250 }),
+    ).toMatchObject([{ name: 'nft monitor', command: 'nft', args: ['monitor', 'ruleset'] }]);
+    expect(ruleProbeCommands('nft', { find: has('xtables-monitor'), legacyPollMs: 250 })).toBe(
       undefined,
     );
   });
 
   test('legacy: the perl probe where perl is and the architecture is known', () => {
-    const probe = ruleProbeCommand('legacy', {
+    const probe = ruleProbeCommands('legacy', {
       find: has('perl'),
       arch: 'arm64',
       legacyPollMs: 200,
-    });
+    })?.[0];
     expect(probe?.command).toBe('perl');
     expect(probe?.args.slice(-2)).toEqual(['200', '209']);
-    expect(ruleProbeCommand('legacy', { find: has(), legacyPollMs: 200 })).toBeUndefined();
+    expect(ruleProbeCommands('legacy', { find: has(), legacyPollMs: 200 })).toBeUndefined();
     expect(
-      ruleProbeCommand('legacy', { find: has('perl'), arch: 'mips', legacyPollMs: 200 }),
+      ruleProbeCommands('legacy', { find: has('perl'), arch: 'mips', legacyPollMs: 200 }),
     ).toBeUndefined();
   });
 });
 
+describe('legacyProbeHints', () => {
+  test('the family whose answer changed; anything at first, or when both changed', () => {
+    const hint = legacyProbeHints();
+    const v4 = 'ipv4:14,0,0,0,0,0,0,0,0,0,0,5,8904';
+    expect(hint(`${v4} ipv6:none`)).toEqual({ kind: 'anything' });
+    expect(hint(`${v4} ipv6:14,0,0,0,0,0,0,0,0,0,0,3,616`)).toEqual({
+      kind: 'family',
+      family: 'ipv6',
+    });
+    expect(hint(`${v4} ipv6:14,0,0,0,0,0,0,0,0,0,0,3,616`)).toBeUndefined();
+    expect(hint('ipv4:none ipv6:none')).toEqual({ kind: 'anything' });
+    expect(hint('ipv4:error=1 ipv6:none')).toEqual({ kind: 'family', family: 'ipv4' });
+  });
+});
+
 describeWith(['root', 'ip', 'iptables', 'nft'], 'xtables-monitor probe (kernel)', () => {
-  const spec = ruleProbeCommand('nft', { legacyPollMs: 250 });
+  const specs = ruleProbeCommands('nft', { legacyPollMs: 250 });
+  const start = (ns: NetNs, recorder: Recorder): Probe => {
+    if (specs === undefined) throw new Error('no xtables-monitor or stdbuf');
+    return startProbes(
+      specs.map((spec) => inside(ns, spec)),
+      recorder.listener,
+    );
+  };
 
   test('reports rule and chain changes in both families at once, nothing otherwise', async () => {
-    if (spec === undefined) throw new Error('no xtables-monitor or stdbuf');
-    await withProbe(
-      (ns, r) => startProbe(inside(ns, spec), r.listener),
-      async (ns, recorder) => {
-        await reportsNftChanges(ns, recorder);
-        expect(new Set(recorder.changes)).toEqual(new Set(['xtables-monitor']));
-      },
-    );
+    await withProbe(start, async (ns, recorder) => {
+      await reportsNftChanges(ns, recorder);
+      expect(new Set(recorder.changes)).toEqual(new Set(['xtables-monitor']));
+    });
   });
 
   test("says which chain changed; other tables' changes, even native nft ones, are no change", async () => {
-    if (spec === undefined) throw new Error('no xtables-monitor or stdbuf');
-    await withProbe(
-      (ns, r) => startProbe(inside(ns, spec), r.listener),
-      async (ns, recorder) => {
-        ns.exec(
-          'nft',
-          ['-f', '-'],
-          'table ip t {\n chain c {\n  tcp dport { 80, 443 } accept\n }\n}\n',
-        );
-        ns.exec('iptables-nft', ['-t', 'nat', '-N', 'DOCKER']);
-        await sleep(600);
-        expect(recorder.changes).toEqual([]);
-        await reportsOnly(ns, recorder, () => ns.exec('ip6tables-nft', ['-N', 'MOAT-INPUT']));
-        expect(recorder.hints).toContainEqual({
-          kind: 'chain',
-          family: 'ipv6',
-          chain: 'MOAT-INPUT',
-        });
-      },
-    );
+    await withProbe(start, async (ns, recorder) => {
+      ns.exec(
+        'nft',
+        ['-f', '-'],
+        'table ip t {\n chain c {\n  tcp dport { 80, 443 } accept\n }\n}\n',
+      );
+      ns.exec('iptables-nft', ['-t', 'nat', '-N', 'DOCKER']);
+      await sleep(600);
+      expect(recorder.changes).toEqual([]);
+      await reportsOnly(ns, recorder, () => ns.exec('ip6tables-nft', ['-N', 'MOAT-INPUT']));
+      expect(recorder.hints).toContainEqual({
+        kind: 'chain',
+        family: 'ipv6',
+        chain: 'MOAT-INPUT',
+      });
+    });
+  });
+
+  test('an IPv6 port rule, which stops xtables-monitor 1.8.9, costs an IPv6 look only', async () => {
+    await withProbe(start, async (ns, recorder) => {
+      ns.exec('iptables-nft', ['-N', 'DOCKER-USER']); // the IPv4 table exists from here on
+      ns.exec('ip6tables-nft', ['-N', 'MOAT-INPUT']);
+      await sleep(300);
+      recorder.hints.length = 0;
+      await reportsOnly(ns, recorder, () =>
+        ns.exec('ip6tables-nft', ['-A', 'MOAT-INPUT', '-p', 'tcp', '--dport', '80', '-j', 'DROP']),
+      );
+      await sleep(500); // a monitor that died has been restarted by now
+      expect(recorder.hints.some((h) => h.kind === 'anything')).toBe(false);
+      expect(recorder.hints.every((h) => h.kind !== 'chain' || h.family === 'ipv6')).toBe(true);
+      expect(recorder.hints.some((h) => 'family' in h && h.family === 'ipv4')).toBe(false);
+      // The IPv4 monitor still names the chain that changed, and the IPv6 monitor's last words
+      // before it died (` EVENT: -6 -t filter `, no newline) are not read as a new change.
+      recorder.hints.length = 0;
+      await reportsOnly(ns, recorder, () => ns.exec('iptables-nft', ['-N', 'MOAT-FORWARD']));
+      expect(recorder.hints).toEqual([{ kind: 'chain', family: 'ipv4', chain: 'MOAT-FORWARD' }]);
+    });
   });
 });
 
 describeWith(['root', 'ip', 'iptables', 'nft'], 'nft monitor probe (kernel)', () => {
   test('reports iptables-nft changes, nothing otherwise', async () => {
-    const spec = ruleProbeCommand('nft', {
+    const spec = ruleProbeCommands('nft', {
       find: (name) => name !== 'xtables-monitor', // as on a host without it
       legacyPollMs: 250,
-    });
+    })?.[0];
     expect(spec?.name).toBe('nft monitor');
     if (spec === undefined) return;
     await withProbe(
@@ -178,9 +218,7 @@ describeWith(['root', 'ip', 'iptables', 'nft'], 'nft monitor probe (kernel)', ()
 });
 
 describeWith(['root', 'ip', 'iptables-legacy'], 'legacy probe (kernel)', () => {
-  const probe = legacyProbeCommand(process.arch, 100);
-  const spec: ProbeCommand | undefined =
-    probe === undefined ? undefined : { name: 'legacy probe', ...probe };
+  const spec = ruleProbeCommands('legacy', { legacyPollMs: 100 })?.[0];
 
   test('reports a flush, a deleted rule and a new chain in either family; nothing otherwise', async () => {
     if (spec === undefined) throw new Error(`no legacy probe for ${process.arch}`);
@@ -197,7 +235,10 @@ describeWith(['root', 'ip', 'iptables-legacy'], 'legacy probe (kernel)', () => {
       async (ns, recorder) => {
         await reportsOnly(ns, recorder, () => ns.exec('iptables-legacy', ['-F', 'MOAT-FORWARD']));
         await reportsOnly(ns, recorder, () => ns.exec('iptables-legacy', ['-D', 'FORWARD', '1']));
+        recorder.hints.length = 0;
         await reportsOnly(ns, recorder, () => ns.exec('ip6tables-legacy', ['-N', 'MOAT-X']));
+        // the line before says which family changed: an IPv6 look only
+        expect(recorder.hints).toEqual([{ kind: 'family', family: 'ipv6' }]);
       },
     );
   });
@@ -243,6 +284,53 @@ describeWith(['root', 'ip', 'ipset'], 'ipset probe (kernel)', () => {
         expect(new Set(recorder.changes)).toEqual(new Set(['ipset']));
       },
     );
+  });
+});
+
+describe('startProbe', () => {
+  const printing = (script: string): ProbeCommand => ({
+    name: 'printer',
+    command: 'sh',
+    args: ['-c', `${script}; exec sleep 5`],
+    hint: xtablesMonitorHint,
+    ends: (line) => line.startsWith('NEWGEN:'),
+  });
+
+  test("a transaction's hints come at once, when its end is printed", async () => {
+    const recorder = new Recorder();
+    const probe = startProbe(
+      printing(
+        'echo " EVENT: -4 -t filter -D INPUT -j MOAT-INPUT"; sleep 0.4; ' +
+          'echo " EVENT: -4 -t filter -X MOAT-INPUT"; echo "NEWGEN: GENID=2 PID=1 NAME=x"',
+      ),
+      recorder.listener,
+    );
+    try {
+      await sleep(250);
+      expect(recorder.changes).toEqual([]); // half of the transaction: nothing yet
+      expect(await recorder.more(0)).toBe(true);
+      expect(recorder.changes).toEqual(['printer']);
+      expect(recorder.hints).toEqual([
+        { kind: 'chain', family: 'ipv4', chain: 'INPUT' },
+        { kind: 'chain', family: 'ipv4', chain: 'MOAT-INPUT' },
+      ]);
+    } finally {
+      await probe.stop();
+    }
+  });
+
+  test('held hints are given anyway when the end does not come', async () => {
+    const recorder = new Recorder();
+    const probe = startProbe(
+      printing('echo " EVENT: -4 -t filter -F MOAT-FORWARD"'),
+      recorder.listener,
+    );
+    try {
+      expect(await recorder.more(0)).toBe(true);
+      expect(recorder.hints).toEqual([{ kind: 'chain', family: 'ipv4', chain: 'MOAT-FORWARD' }]);
+    } finally {
+      await probe.stop();
+    }
   });
 });
 

@@ -1,6 +1,10 @@
 /** What xtables-monitor's and nft monitor's lines say was changed (recorded from the real tools). */
 import { describe, expect, test } from '@jest/globals';
-import { nftMonitorHint, xtablesMonitorHint } from '../../src/netfilter/parse-monitor.js';
+import {
+  nftMonitorHint,
+  withinFamily,
+  xtablesMonitorHint,
+} from '../../src/netfilter/parse-monitor.js';
 
 describe('xtablesMonitorHint', () => {
   test.each([
@@ -24,7 +28,11 @@ describe('xtablesMonitorHint', () => {
       ' EVENT: # nft: ip filter INPUT use 2 type filter hook input prio 0 policy drop packets 0 bytes 0',
       { kind: 'chain', family: 'ipv4', chain: 'INPUT' },
     ],
-    [' EVENT: nft: DEL table: table filter ip flags 0 use 0 handle 1', { kind: 'anything' }],
+    [
+      ' EVENT: nft: DEL table: table filter ip flags 0 use 0 handle 1',
+      { kind: 'family', family: 'ipv4' },
+    ],
+    [' EVENT: -6 -t filter -F', { kind: 'family', family: 'ipv6' }],
     [' EVENT: something new in a later release', { kind: 'anything' }],
   ])('%s', (line, hint) => {
     expect(xtablesMonitorHint(line)).toEqual(hint);
@@ -56,7 +64,7 @@ describe('nftMonitorHint', () => {
       'delete rule ip6 filter DOCKER-USER handle 6',
       { kind: 'chain', family: 'ipv6', chain: 'DOCKER-USER' },
     ],
-    ['delete table ip filter', { kind: 'anything' }],
+    ['delete table ip filter', { kind: 'family', family: 'ipv4' }],
     ['something else entirely', { kind: 'anything' }],
   ])('%s', (line, hint) => {
     expect(nftMonitorHint(line)).toEqual(hint);
@@ -69,5 +77,14 @@ describe('nftMonitorHint', () => {
     'add element inet fw4 blocked { 192.0.2.1 }',
   ])('says nothing of moat: %s', (line) => {
     expect(nftMonitorHint(line)).toBeUndefined();
+  });
+});
+
+describe('withinFamily', () => {
+  test('a source that tells of one family never asks for more than that family', () => {
+    expect(withinFamily({ kind: 'anything' }, 'ipv6')).toEqual({ kind: 'family', family: 'ipv6' });
+    const chain = { kind: 'chain', family: 'ipv6', chain: 'MOAT-INPUT' } as const;
+    expect(withinFamily(chain, 'ipv6')).toBe(chain);
+    expect(withinFamily(undefined, 'ipv6')).toBeUndefined();
   });
 });

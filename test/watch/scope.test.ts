@@ -1,7 +1,14 @@
 /** Which of moat's objects a look reads, from the change notices' hints. */
 import { describe, expect, test } from '@jest/globals';
 import { diff } from '../../src/plan/diff.js';
-import { concerns, EVERYTHING, ScopeBuilder, scopeDesired } from '../../src/watch/scope.js';
+import {
+  concerns,
+  EVERYTHING,
+  guardedChains,
+  nextListings,
+  ScopeBuilder,
+  scopeDesired,
+} from '../../src/watch/scope.js';
 import { appliedLive, dockerHost, ghostWithOffice } from '../support/builders.js';
 
 const desired = ghostWithOffice();
@@ -14,6 +21,12 @@ describe('scope', () => {
     expect(concerns({ kind: 'chain', family: 'ipv4', chain: 'MOAT-OTHER' }, desired)).toBe(false);
     expect(concerns({ kind: 'sets' }, desired)).toBe(true);
     expect(concerns({ kind: 'anything' }, desired)).toBe(true);
+    expect(concerns({ kind: 'family', family: 'ipv6' }, desired)).toBe(true);
+    const noChains = {
+      ...desired,
+      families: { ...desired.families, ipv6: { ...desired.families.ipv6, chains: [], jumps: [] } },
+    };
+    expect(concerns({ kind: 'family', family: 'ipv6' }, noChains)).toBe(false);
     const noSets = { ...desired, ipsets: [] };
     expect(concerns({ kind: 'sets' }, noSets)).toBe(false);
   });
@@ -33,6 +46,31 @@ describe('scope', () => {
     builder.add({ kind: 'anything' });
     expect(builder.take()).toBe(EVERYTHING);
     expect(scopeDesired(desired, EVERYTHING)).toBe(desired);
+  });
+
+  test("a family's hint reads all of moat's chains and hooks in that family, nothing else", () => {
+    const builder = new ScopeBuilder();
+    builder.add({ kind: 'family', family: 'ipv6' });
+    builder.add({ kind: 'chain', family: 'ipv4', chain: 'MOAT-FORWARD' });
+    const scope = builder.take();
+    expect(scope.all).toBe(false);
+    const part = scopeDesired(desired, scope);
+    expect(part.families.ipv6).toEqual(desired.families.ipv6);
+    expect(part.families.ipv4.chains.map((c) => c.name)).toEqual(['MOAT-FORWARD']);
+    expect(part.families.ipv4.jumps).toEqual([]);
+    expect(part.ipsets).toEqual([]);
+    // and the next look starts afresh
+    expect(builder.take()).toBe(EVERYTHING);
+  });
+
+  test('a chain that matches on a set brings the set into the look: it may be gone too', () => {
+    const src = desired.families.ipv4.chains.find((c) => c.name.startsWith('MOAT-SRC-'))!;
+    expect(src.rules.some((r) => r.spec.includes('--match-set moat-office'))).toBe(true);
+    const builder = new ScopeBuilder();
+    builder.add({ kind: 'chain', family: 'ipv4', chain: src.name });
+    const part = scopeDesired(desired, builder.take());
+    expect(part.families.ipv4.chains.map((c) => c.name)).toEqual([src.name]);
+    expect(part.ipsets.map((s) => s.name)).toEqual(['moat-office']);
   });
 
   test('the part of a host a scope covers plans nothing for what it did not read', () => {
@@ -57,5 +95,48 @@ describe('scope', () => {
     expect(steps.map((s) => [s.kind, 'chain' in s ? s.chain : ''])).toEqual([
       ['update-chain', 'MOAT-INPUT'],
     ]);
+  });
+});
+
+describe('nextListings', () => {
+  const names = guardedChains(desired, 'ipv4');
+  const src = desired.families.ipv4.chains.find((c) => c.name.startsWith('MOAT-SRC-'))!.name;
+
+  /** Lists round after round, `there` saying which chains exist; returns the rounds. */
+  const walk = (there: (name: string) => boolean, within = names): string[][] => {
+    const listed = new Map<string, boolean>();
+    const rounds: string[][] = [];
+    for (let next = nextListings(desired, 'ipv4', within, listed); next.length > 0;) {
+      rounds.push([...next].sort());
+      for (const name of next) listed.set(name, there(name));
+      next = nextListings(desired, 'ipv4', within, listed);
+    }
+    return rounds;
+  };
+
+  test('from the hooks down: every chain, when all are there', () => {
+    const rounds = walk(() => true);
+    expect(rounds[0]).toEqual(['DOCKER-USER', 'INPUT']);
+    expect(rounds[1]).toEqual(['MOAT-FORWARD', 'MOAT-INPUT']);
+    expect(rounds.flat().sort()).toEqual([...names].sort());
+    // a chain is listed as soon as one chain that jumps to it is there
+    expect(rounds[2]).toContain(src);
+  });
+
+  test('a table rewritten without moat: the hooks and their targets, nothing below', () => {
+    const rounds = walk((name) => !name.startsWith('MOAT-'));
+    expect(rounds).toEqual([
+      ['DOCKER-USER', 'INPUT'],
+      ['MOAT-FORWARD', 'MOAT-INPUT'],
+    ]);
+  });
+
+  test('one parent there is enough; chains named alone are listed at once', () => {
+    const rounds = walk((name) => name !== 'MOAT-FORWARD');
+    expect(rounds.flat()).toContain(src); // through MOAT-INPUT
+    expect(rounds.flat()).not.toContain('MOAT-INGRESS'); // only MOAT-FORWARD jumps there
+    expect(walk(() => true, ['MOAT-INGRESS', src])).toEqual([['MOAT-INGRESS'], [src]]);
+    expect(walk(() => false, ['MOAT-INGRESS', src])).toEqual([['MOAT-INGRESS']]);
+    expect(walk(() => false, [src])).toEqual([[src]]);
   });
 });
