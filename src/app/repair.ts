@@ -2,9 +2,10 @@
  * watch's look and quick repair: under the apply lock, read only moat's chains, hooks and sets,
  * compare them with the desired state the last pass applied, and, when the caller decides to,
  * put them back: apply and verify as `moat apply` does (rolling back on failure, only what the
- * look read) from that same read, and record the run. No Docker API call, no policy parse, no full ruleset read: on a big
- * host those are most of a pass's time. What changed in the policy or in Docker since that pass
- * is left to the next pass (Docker events, the interval), as before.
+ * look read) from that same read, and record the run. No Docker API call, no policy parse, no
+ * full ruleset read: on a big host those are most of a pass's time. What changed in the policy
+ * or in Docker since that pass is left to the next pass (Docker events, the interval), as
+ * before.
  */
 import { applyPlan } from '../apply/apply.js';
 import type { DesiredState } from '../compile/model.js';
@@ -50,9 +51,9 @@ export interface RepairStages {
 }
 
 /**
- * Looks at the objects in `scope`, tells `decide` what differs (an empty list when nothing does), and repairs when it
- * says so. Throws when the host cannot be read, or when
- * the repair failed (after rolling back, and recording the failed run).
+ * Looks at the objects in `scope`, tells `decide` what differs (an empty list when nothing
+ * does), and repairs when it says so. Throws when the host cannot be read, or when the repair
+ * failed (after rolling back, and recording the failed run).
  */
 export async function inspectAndRepair(
   ctx: Context,
