@@ -6,6 +6,7 @@
  * Daemons before API 1.49 do not report it; they only have the iptables backend.
  */
 import { MoatError } from '../core/errors.js';
+import { isObject } from '../core/json.js';
 
 export interface DockerDaemon {
   /** `29.7.2`, `20.10.24+dfsg1`, as the daemon says. */
@@ -25,10 +26,6 @@ function malformed(what: string): MoatError {
     code: 'docker-api',
     source: 'user',
   });
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** The answer of `GET /info` (or a snapshot's copy of its INFO_FIELDS) as a DockerDaemon. */

@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { MoatError } from '../core/errors.js';
+import { isObject } from '../core/json.js';
 import { INTERFACE_NAME } from '../core/interface-name.js';
 import type {
   ContainerAttachment,
@@ -32,10 +33,6 @@ function describe(value: unknown): string {
   if (typeof value === 'object') return 'an object';
   const text = JSON.stringify(value);
   return text.length > 40 ? `${text.slice(0, 40)}…` : text;
-}
-
-function isObject(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function object(value: unknown, where: string): Json {

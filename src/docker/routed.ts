@@ -9,12 +9,9 @@
  * hold added in the shape Docker 28 used, so the rest of moat (and a snapshot) sees one shape.
  */
 import type { Inventory } from './model.js';
+import { isObject } from '../core/json.js';
 
 type Json = Record<string, unknown>;
-
-function isObject(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** Ids of the containers attached to a network that routes either family. */
 export function containersToInspect(inventory: Inventory): string[] {
